@@ -1,0 +1,144 @@
+"""Settings in one place: environment variables (prefix ``VIDEO_INST_``) and an optional file.
+
+The CLI, the API and the Celery workers all import :func:`get_settings`, so one
+``VIDEO_INST_HOME`` or ``VIDEO_INST_DATABASE_URL`` steers every process alike.
+
+Example::
+
+    VIDEO_INST_HOME=/srv/vi VIDEO_INST_SHOT_DETECTOR=adaptive video-inst ingest a.mp4
+
+A settings file (TOML) is read from ``VIDEO_INST_CONFIG`` or ``$VIDEO_INST_HOME/config.toml``;
+environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("VIDEO_INST_HOME") or Path.home() / ".video_inst")
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("VIDEO_INST_CONFIG")
+    return Path(explicit) if explicit else _default_home() / "config.toml"
+
+
+class Settings(BaseSettings):
+    """Every tunable of video_inst. Field docs are the reference for operators."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDEO_INST_", extra="ignore")
+
+    # --- where things live -------------------------------------------------
+    home: Path = Field(default_factory=_default_home, description="Data directory of the embedded default.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
+    broker_url: str | None = Field(None, description="Celery broker; default SQLAlchemy transport on SQLite.")
+    result_backend: str | None = None
+    media_roots: list[Path] = Field(default_factory=list, description="Folders tasks and the API may read.")
+
+    # --- shot plan -----------------------------------------------------------
+    shot_detector: Literal["content", "adaptive", "threshold", "hash", "histogram"] = "adaptive"
+    shot_threshold: float | None = Field(None, description="Detector threshold; None = detector default.")
+    shot_min_len_s: float = Field(0.4, description="Shortest shot; closer cuts are merged.")
+    shot_downscale_width: int = Field(256, description="Width of frames fed to the detector.")
+    keyframe_first_offset_s: float = Field(0.2, description="First keyframe this long after a cut.")
+    keyframe_interval_s: float = Field(1.0, description="Then one keyframe every N seconds.")
+    thumbnail_max_side: int = 320
+    decode_threads: int = 0  # 0 = let FFmpeg choose
+
+    # --- analysis ------------------------------------------------------------
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    backbone: Literal["efficientnet_lite0", "resnet50"] = "efficientnet_lite0"
+    resnet50_weights: Path | None = Field(None, description="Path to torchvision resnet50 .pth.")
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    clip_weights: Path | None = Field(None, description="Path to an open_clip checkpoint or HF model dir.")
+    allow_download: bool = Field(False, description="Download weights where a network exists.")
+    analysis_batch: int = 8
+
+    # --- index / search ------------------------------------------------------
+    exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
+    approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
+    default_top_k: int = 20
+    max_top_k: int = 1000
+
+    # --- API -----------------------------------------------------------------
+    api_token: str | None = Field(None, description="Bearer token for endpoints that change state.")
+    cors_origins: list[str] = Field(default_factory=list)
+    max_upload_mb: int = 2048
+
+    @field_validator("media_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p) for p in value.split(os.pathsep) if p]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # --- derived -------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'catalog.sqlite3'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.sqlite3'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        return self.home / "thumbnails"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.index_dir, self.thumbnail_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
