@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up the project venv and run the whole test suite (lint included). Used by README and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'
+bash scripts/services.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest -q "$@"

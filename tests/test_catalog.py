@@ -1,0 +1,150 @@
+"""Catalog schema and data access on SQLite and on this machine's PostgreSQL."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select
+
+from video_inst.catalog import repo
+from video_inst.catalog.db import Catalog, current_revision, downgrade, head_revision, make_engine, upgrade
+from video_inst.catalog.models import Keyframe, Shot, Video
+from video_inst.errors import NotFoundError
+from video_inst.media.types import Keyframe as KeyframeT
+from video_inst.media.types import Shot as ShotT
+from video_inst.media.types import ShotPlan, VideoInfo
+
+TABLES = {
+    "videos",
+    "shots",
+    "keyframes",
+    "jobs",
+    "model_spaces",
+    "tracks",
+    "track_boxes",
+    "track_labels",
+    "vectors",
+    "video_spaces",
+    "index_state",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    return request.getfixturevalue("pg_url")
+
+
+def _info(path: str) -> VideoInfo:
+    return VideoInfo(
+        path=Path(path),
+        container="mp4",
+        codec="h264",
+        width=640,
+        height=360,
+        rotation=0,
+        frame_rate=Fraction(25),
+        time_base=Fraction(1, 12800),
+        start_pts=0,
+        duration_s=2.0,
+        frame_count=50,
+        start_timecode=None,
+        variable_frame_rate=False,
+    )
+
+
+def _plan() -> ShotPlan:
+    shots = [ShotT(0, 0, 12800, 0.0, 1.0, 0, 24), ShotT(1, 12800, 25600, 1.0, 2.0, 25, 49)]
+    keyframes = [KeyframeT(0, 2560, 0.2, 5), KeyframeT(1, 15360, 1.2, 30)]
+    return ShotPlan(shots=shots, keyframes=keyframes, frame_count=50, end_pts=25600)
+
+
+def test_migrations_build_the_schema_and_downgrade_back(db_url: str) -> None:
+    upgrade(db_url)
+    assert current_revision(db_url) == head_revision()
+    engine = make_engine(db_url)
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    downgrade(db_url, "base")
+    assert current_revision(db_url) is None
+    assert not TABLES & set(inspect(engine).get_table_names())
+    upgrade(db_url)  # and up again from empty
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    engine.dispose()
+
+
+def test_shot_plan_round_trip_and_cascading_delete(db_url: str) -> None:
+    catalog = Catalog(db_url, auto_upgrade=True)
+    with catalog.session() as s:
+        video = repo.upsert_video(
+            s, path="/v/a.mp4", size=10, content_hash="ab" * 32, info=_info("/v/a.mp4"), status="done"
+        )
+        kfs = repo.store_shot_plan(s, video=video, plan=_plan())
+        video_id = video.id
+        assert sorted(kfs) == [2560, 15360]
+    with catalog.session() as s:
+        shots = repo.list_shots(s, video_id=video_id)
+        assert [(x.start_s, x.end_s, x.start_frame, x.end_frame) for x in shots] == [
+            (0.0, 1.0, 0, 24),
+            (1.0, 2.0, 25, 49),
+        ]
+        assert [[k.time_s for k in x.keyframes] for x in shots] == [[0.2], [1.2]]
+        assert repo.find_video(s, ref=str(video_id)).id == video_id
+        assert repo.find_video(s, ref="/v/a.mp4").id == video_id
+        assert repo.find_video(s, ref="abababab").id == video_id
+    with catalog.session() as s:
+        repo.delete_video(s, video_id=video_id)
+    with catalog.session() as s:
+        assert s.scalars(select(Shot)).all() == []
+        assert s.scalars(select(Keyframe)).all() == []
+        with pytest.raises(NotFoundError, match="no video"):
+            repo.find_video(s, ref="/v/a.mp4")
+    catalog.engine.dispose()
+
+
+def test_a_failure_touches_only_its_own_row(db_url: str) -> None:
+    catalog = Catalog(db_url, auto_upgrade=True)
+    with catalog.session() as s:
+        good = repo.upsert_video(
+            s, path="/v/good.mp4", size=10, content_hash="cd" * 32, info=_info("x"), status="done"
+        )
+        repo.store_shot_plan(s, video=good, plan=_plan())
+    with catalog.session() as s:
+        bad = repo.record_failure(s, path="/v/bad.mp4", size=3, content_hash="ef" * 32, error="corrupt: boom")
+        bad_id = bad.id
+    with catalog.session() as s:
+        rows = {v.path: v for v in s.scalars(select(Video))}
+        assert rows["/v/good.mp4"].status == "done"
+        assert rows["/v/bad.mp4"].status == "failed" and rows["/v/bad.mp4"].error == "corrupt: boom"
+        assert len(s.scalars(select(Shot)).all()) == 2
+        # Failing again with the same content reuses the row instead of adding one.
+        again = repo.record_failure(s, path="/v/bad.mp4", size=3, content_hash="ef" * 32, error="still bad")
+        assert again.id == bad_id
+    catalog.engine.dispose()
+
+
+def test_a_transaction_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}", auto_upgrade=True)
+    with pytest.raises(RuntimeError), catalog.session() as s:
+        video = repo.upsert_video(
+            s, path="/v/a.mp4", size=1, content_hash="aa" * 32, info=_info("x"), status="done"
+        )
+        repo.store_shot_plan(s, video=video, plan=_plan())
+        raise RuntimeError("crash mid-ingest")
+    with catalog.session() as s:
+        assert s.scalars(select(Video)).all() == []
+        assert s.scalars(select(Shot)).all() == []
+
+
+def test_jobs_record_progress_and_timestamps(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}", auto_upgrade=True)
+    with catalog.session() as s:
+        repo.create_job(s, job_id="j1", kind="ingest", path="/v/a.mp4")
+    with catalog.session() as s:
+        job = repo.update_job(s, job_id="j1", status="running", progress=0.5)
+        assert job.started_at is not None and job.finished_at is None
+        job = repo.update_job(s, job_id="j1", status="done", progress=1.0)
+        assert job.finished_at is not None
+        assert [j.id for j in repo.list_jobs(s, status=["done"])] == ["j1"]
