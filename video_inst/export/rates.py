@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -113,7 +114,7 @@ class SourceClock:
 
     @classmethod
     def from_video(cls, video: VideoRef) -> SourceClock:
-        return cls.from_values(video.frame_rate_num, video.frame_rate_den, video.start_timecode)
+        return _clock(video.frame_rate_num, video.frame_rate_den, video.start_timecode)
 
     @classmethod
     def from_values(cls, num: int, den: int, start_timecode: str | None) -> SourceClock:
@@ -150,6 +151,12 @@ class SourceClock:
         """The source timecode of a time given in seconds from the media's first frame."""
         frame = self.start_tc_frames + frame_at(seconds, self.tc_rate)
         return timecode(frame, self.tc_rate, self.drop_frame)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clock(num: int, den: int, start_timecode: str | None) -> SourceClock:
+    """Clocks are parsed once per (rate, start timecode): an export of many hits shares a few videos."""
+    return SourceClock.from_values(num, den, start_timecode)
 
 
 def timecode(frame: int, rate: Fraction, drop_frame: bool) -> str:

@@ -96,6 +96,9 @@ class TimelineOptions:
     safe_names: bool = False  # no "'" in names (the FCPXML adapter puts names into XPath queries)
     reels: bool = False  # CMX3600 reel names in clip metadata
     pad_empty: bool = False  # an empty track gets a zero-length gap (EDL and FCPXML writers need one item)
+    hit_metadata: bool = (
+        True  # the full hit JSON on each marker (only OTIO JSON writes it; it is the slow part)
+    )
 
 
 @dataclass
@@ -136,8 +139,9 @@ def build_timeline(
     One timeline feeds every format so that an EDL, an FCPXML and a CSV of the same search agree
     frame for frame.
     """
-    specs = [_hit_spec(rank, hit) for rank, hit in enumerate(hits, start=1)]
-    return _build(specs, title, options or TimelineOptions())
+    options = options or TimelineOptions()
+    specs = [_hit_spec(rank, hit, options.hit_metadata) for rank, hit in enumerate(hits, start=1)]
+    return _build(specs, title, options)
 
 
 def build_tracks_timeline(
@@ -191,14 +195,13 @@ def _require_video(rank: int, hit: Hit) -> VideoRef:
     return hit.video
 
 
-def _hit_spec(rank: int, hit: Hit) -> _ClipSpec:
+def _hit_spec(rank: int, hit: Hit, with_json: bool = True) -> _ClipSpec:
     video = _require_video(rank, hit)
     for name in ("start_s", "end_s", "keyframe_s", "score"):
         if not math.isfinite(getattr(hit, name)):
             raise ExportError(f"hit #{rank} ({hit.path}) has a non-finite {name}")
     if hit.start_s < 0 or hit.end_s < 0:
         raise ExportError(f"hit #{rank} ({hit.path}) has a negative time: {hit.start_s}..{hit.end_s}")
-    hit_json = _jsonable(hit.to_json())
     labels = _label_text(hit.labels)
     name = _one_line(f"#{rank} {hit.score:.2f}" + (f" {labels}" if labels else ""))
     mark = _Mark(
@@ -207,7 +210,7 @@ def _hit_spec(rank: int, hit: Hit) -> _ClipSpec:
         name=name,
         colour=MODE_COLOURS.get(hit.mode, OTHER_COLOUR),
         comment=_box_comment(hit.box, hit.track_id, hit.score, hit.mode),
-        metadata={"rank": rank, "hit": hit_json},
+        metadata={"rank": rank, "hit": _jsonable(hit.to_json())} if with_json else {"rank": rank},
     )
     return _ClipSpec(
         video=video,

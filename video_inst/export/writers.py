@@ -75,6 +75,7 @@ def edl_options(videos: Sequence[VideoRef]) -> TimelineOptions:
         url_style="path",
         reels=True,
         pad_empty=True,
+        hit_metadata=False,
     )
 
 
@@ -88,6 +89,7 @@ def fcp7_options(videos: Sequence[VideoRef]) -> TimelineOptions:
         conform_origin="media",
         global_start=SEQUENCE_START,
         url_style="localhost",
+        hit_metadata=False,
     )
 
 
@@ -98,6 +100,7 @@ def fcpxml_options(videos: Sequence[VideoRef]) -> TimelineOptions:
         global_start=None,
         safe_names=True,
         pad_empty=True,
+        hit_metadata=False,
     )
 
 
