@@ -1,0 +1,167 @@
+"""SMPTE timecode at the edges (API, exports): seconds → "HH:MM:SS:FF", drop-frame at 29.97/59.94.
+
+Inside video_inst time is PTS and seconds; a timecode is only a label computed at the end,
+honouring the source's start timecode. Works from a :class:`VideoInfo` or from the catalog's
+plain columns (fps_num, fps_den, start_timecode, start_pts × time base): ``smpte_for_video``.
+
+Example::
+
+    >>> smpte_at(60.06, Fraction(30000, 1001))
+    '00:01:00;02'
+    >>> smpte_at(1.0, (25, 1), "01:00:00:00")
+    '01:00:01:00'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from typing import Any
+
+from timecode import Timecode
+
+from video_inst.media.types import VideoInfo
+
+RateLike = Fraction | int | float | str | tuple[int, int]
+
+_TC_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
+# NTSC rates: timecode counts real frames and labels them with the 24/30/48/60 frame grid.
+_NTSC = {
+    Fraction(24000, 1001): "23.976",
+    Fraction(30000, 1001): "29.97",
+    Fraction(48000, 1001): "47.952",
+    Fraction(60000, 1001): "59.94",
+    Fraction(120000, 1001): "119.88",
+}
+_DROP_FRAME_RATES = {"29.97", "59.94"}
+
+
+def parse_rate(rate: RateLike) -> Fraction:
+    """A frame rate as an exact Fraction from a Fraction, number, "30000/1001" / "29.97", or (num, den)."""
+    if isinstance(rate, tuple):
+        num, den = rate
+        value = Fraction(int(num), int(den))
+    elif isinstance(rate, str):
+        value = Fraction(rate.strip()) if "/" in rate else Fraction(rate.strip()).limit_denominator(1001)
+    else:
+        value = Fraction(rate).limit_denominator(1001) if isinstance(rate, float) else Fraction(rate)
+    if value <= 0:
+        raise ValueError(f"frame rate must be positive, got {rate!r}")
+    return _snap_ntsc(value)
+
+
+def _snap_ntsc(rate: Fraction) -> Fraction:
+    """29.97 given as a float or 2997/100 means 30000/1001."""
+    for ntsc in _NTSC:
+        if rate != ntsc and abs(rate - ntsc) < Fraction(1, 200):
+            return ntsc
+    return rate
+
+
+def frame_rate_str(rate: RateLike) -> str:
+    """Canonical text for a rate: "25", "30000/1001"; what exports and the API print."""
+    value = parse_rate(rate)
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def timecode_base(rate: RateLike) -> tuple[str, Fraction]:
+    """The timecode library's rate name and the rate frames are counted at.
+
+    NTSC rates count real frames (30000/1001 per second, labelled on a 30-frame grid);
+    any other rate is labelled on the nearest whole-number grid and counted at that rate, so
+    the label follows wall-clock time (12.5 fps → 13-frame grid, 179/6 → 30).
+    """
+    value = parse_rate(rate)
+    if value in _NTSC:
+        return _NTSC[value], value
+    base = max(1, math.floor(value + Fraction(1, 2)))
+    return str(base), Fraction(base)
+
+
+def frames_at(time_s: float, rate: RateLike) -> int:
+    """Frame number (from 0) of a time on the timecode grid, robust to float error.
+
+    Rounds to the nearest frame: times come from PTS, which coarse time bases (1/1000 in
+    Matroska) store a fraction of a frame early or late.
+    """
+    _, count_rate = timecode_base(rate)
+    return max(0, math.floor(Fraction(time_s).limit_denominator(10**9) * count_rate + Fraction(1, 2)))
+
+
+def is_drop_frame(rate: RateLike, start_timecode: str | None = None) -> bool:
+    """Drop-frame at 29.97 and 59.94 unless the source timecode is written non-drop.
+
+    The separator before the frames says which: ':' is non-drop, ';' (or '.' / ',' where a
+    semicolon cannot be written) is drop-frame.
+    """
+    name, _ = timecode_base(rate)
+    if name not in _DROP_FRAME_RATES:
+        return False
+    if start_timecode:
+        match = _TC_RE.match(start_timecode.strip())
+        if match and match.group(4) == ":":
+            return False
+    return True
+
+
+def smpte_at(
+    time_s: float,
+    rate: RateLike,
+    start_timecode: str | None = None,
+    *,
+    origin_s: float = 0.0,
+) -> str:
+    """Timecode of the frame shown at ``time_s``, counting from ``start_timecode`` at ``origin_s``.
+
+    ``origin_s`` is the time of the first frame (start PTS × time base): a file whose first
+    frame sits at 1.4 s (MPEG-TS) still starts at its start timecode.
+    """
+    name, _ = timecode_base(rate)
+    drop = is_drop_frame(rate, start_timecode)
+    offset = frames_at(max(0.0, time_s - origin_s), rate)
+    start_frames = 0
+    if start_timecode:
+        start = _normalise(start_timecode, drop)
+        start_frames = Timecode(name, start, force_non_drop_frame=not drop).frames - 1
+    tc = Timecode(name, frames=start_frames + offset + 1, force_non_drop_frame=not drop)
+    return str(tc)
+
+
+def smpte_for(info: VideoInfo, time_s: float) -> str:
+    """Timecode of a time in a probed video (its rate, start timecode and first-frame time)."""
+    return smpte_at(
+        time_s,
+        info.frame_rate,
+        info.start_timecode,
+        origin_s=float(info.start_pts * info.time_base),
+    )
+
+
+def smpte_for_video(video: Any, time_s: float) -> str:
+    """Timecode from whatever describes a video: a VideoInfo, a catalog ``videos`` row, a VideoRef.
+
+    Reads ``frame_rate`` or ``fps_num``/``fps_den`` (or ``frame_rate_num``/``frame_rate_den``),
+    ``start_timecode`` and, where present, ``start_pts`` with ``time_base_num``/``time_base_den``
+    (the time of the first frame). Returns "" when the video has no known frame rate.
+    """
+    if isinstance(video, VideoInfo):
+        return smpte_for(video, time_s)
+    num = getattr(video, "fps_num", None) or getattr(video, "frame_rate_num", None)
+    den = getattr(video, "fps_den", None) or getattr(video, "frame_rate_den", None)
+    if not num or not den:
+        return ""
+    origin_s = 0.0
+    tb_num, tb_den = getattr(video, "time_base_num", None), getattr(video, "time_base_den", None)
+    start_pts = getattr(video, "start_pts", None)
+    if start_pts and tb_num and tb_den:
+        origin_s = float(Fraction(int(start_pts) * int(tb_num), int(tb_den)))
+    return smpte_at(time_s, (int(num), int(den)), getattr(video, "start_timecode", None), origin_s=origin_s)
+
+
+def _normalise(value: str, drop: bool) -> str:
+    match = _TC_RE.match(value.strip())
+    if not match:
+        raise ValueError(f"not a SMPTE timecode: {value!r} (expected HH:MM:SS:FF or HH:MM:SS;FF)")
+    hh, mm, ss, _, ff = match.groups()
+    return f"{int(hh):02d}:{mm}:{ss}{';' if drop else ':'}{int(ff):02d}"
