@@ -20,6 +20,7 @@ import colorsys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -70,22 +71,31 @@ def scene_frame(scene: int, index: int, size: tuple[int, int]) -> np.ndarray:
     consecutive frames of one scene differ by the 2-pixel motion of the square only.
     """
     width, height = size
+    background, square_colour = _scene_background(scene, size)
+    img = background.copy()
+    side = max(4, min(width, height) // 4)
+    span = max(1, width - side)
+    x0 = (index * 2 + scene * 13) % (2 * span)
+    x0 = x0 if x0 < span else 2 * span - x0  # back and forth, never a jump
+    y0 = (height - side) // 2
+    img[y0 : y0 + side, x0 : x0 + side] = square_colour
+    return img
+
+
+@lru_cache(maxsize=64)
+def _scene_background(scene: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    width, height = size
     hue = _HUES[scene % len(_HUES)]
     value = 0.45 + 0.5 * ((scene * 7) % 5) / 4
     base = np.array(colorsys.hsv_to_rgb(hue, 0.85, value)) * 255
     rng = np.random.default_rng(1000 + scene)
     cells = rng.integers(0, 2, size=(height // 8 + 1, width // 8 + 1))
     texture = np.kron(cells, np.ones((8, 8)))[:height, :width]
-    yy, xx = np.mgrid[0:height, 0:width]
+    xx = np.arange(width)[None, :]
     shade = 0.65 + 0.25 * texture + 0.1 * (xx / max(1, width - 1))
-    img = base[None, None, :] * shade[:, :, None]
-    side = max(4, min(width, height) // 4)
-    span = max(1, width - side)
-    x0 = (index * 2 + scene * 13) % (2 * span)
-    x0 = x0 if x0 < span else 2 * span - x0  # back and forth, never a jump
-    y0 = (height - side) // 2
-    img[y0 : y0 + side, x0 : x0 + side] = 255 - base
-    return np.clip(img, 0, 255).astype(np.uint8)
+    img = np.clip(base[None, None, :] * shade[:, :, None], 0, 255).astype(np.uint8)
+    img.setflags(write=False)
+    return img, (255 - base).astype(np.uint8)
 
 
 def render_clip(
