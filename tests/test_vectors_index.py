@@ -132,7 +132,7 @@ def _fetcher(ids: np.ndarray, data: np.ndarray):  # type: ignore[no-untyped-def]
     return fetch
 
 
-@pytest.mark.parametrize("factory", ["HNSW32", "IVF32,PQ16"])
+@pytest.mark.parametrize("factory", ["HNSW32", "IVF32,PQ8"])
 def test_approximate_with_reranking_has_high_recall(factory: str) -> None:
     data = clustered(4000, clusters=60, seed=4)
     ids = np.arange(1, 4001, dtype=np.int64) * 7
@@ -272,7 +272,7 @@ def test_choose_factory_follows_settings() -> None:
     assert choose_factory(500, 512, Settings(exact_index_max=10)) == "Flat"  # too small to approximate
 
 
-@pytest.mark.parametrize("factory", ["Flat", "IVF16,PQ16", "HNSW32"])
+@pytest.mark.parametrize("factory", ["Flat", "IVF16,PQ8", "HNSW32"])
 def test_estimate_bytes_is_close_to_the_real_size(factory: str) -> None:
     n = 3000
     index = VectorIndex(DIM, factory)

@@ -95,7 +95,7 @@ class VectorIndex:
         dim: int,
         factory: str = "Flat",
         *,
-        oversample: int = 4,
+        oversample: int | None = None,
         ef_search: int = 128,
         nprobe: int | None = None,
         exact_subset_max: int = 20_000,
@@ -134,15 +134,23 @@ class VectorIndex:
     def set_tuning(
         self,
         *,
-        oversample: int = 4,
+        oversample: int | None = None,
         ef_search: int = 128,
         nprobe: int | None = None,
         exact_subset_max: int = 20_000,
     ) -> None:
-        """Search-time knobs; they are not stored in the file, so a reader may choose its own."""
-        if oversample < 1 or ef_search < 1 or (nprobe is not None and nprobe < 1) or exact_subset_max < 0:
+        """Search-time knobs; they are not stored in the file, so a reader may choose its own.
+
+        ``oversample`` None: 10 for PQ-coded indexes, 4 for the others (HNSW keeps exact vectors).
+        """
+        if (
+            (oversample is not None and oversample < 1)
+            or ef_search < 1
+            or (nprobe is not None and nprobe < 1)
+            or exact_subset_max < 0
+        ):
             raise VectorIndexError("oversample, ef_search and nprobe must be >= 1, exact_subset_max >= 0")
-        self.oversample = int(oversample)
+        self._oversample = oversample
         self.ef_search = int(ef_search)
         self.nprobe = nprobe
         self.exact_subset_max = int(exact_subset_max)
@@ -152,12 +160,20 @@ class VectorIndex:
         self._ivf = faiss.try_extract_index_ivf(self._index)
         self._native_ids = self._ivf is not None
         self._hnsw = isinstance(inner, faiss.IndexHNSW)
+        self._pq = hasattr(inner, "pq")
         # FAISS takes id selectors (and per-search parameters) for these; others are filtered after.
         self._selectors = self._hnsw or self._ivf is not None or isinstance(inner, faiss.IndexFlat)
         self.uses_tombstones = isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
         self.exact = isinstance(inner, faiss.IndexFlat) and not isinstance(
             self._index, faiss.IndexPreTransform
         )
+
+    @property
+    def oversample(self) -> int:
+        """Candidates fetched per result for re-ranking: PQ codes rank coarsely, so they get more."""
+        if self._oversample is not None:
+            return int(self._oversample)
+        return 10 if self._pq else 4
 
     @property
     def approximate(self) -> bool:

@@ -1,0 +1,780 @@
+"""All FAISS indexes of a data directory, one per (model space, kind), derived from the SQL ``vectors``.
+
+SQL is the source of truth: :meth:`IndexStore.add_vectors` writes rows in the caller's
+transaction; after the commit, :meth:`IndexStore.sync` brings ``root/<space_id>-<kind>.faiss``
+in line (adds what SQL has and the index lacks, removes the rest), saves it atomically and
+bumps ``index_state.generation``. Readers in any process reload when the generation or the
+file changes. One writer per index at a time: ``fcntl.flock`` on ``root/<space_id>-<kind>.lock``.
+
+Example::
+
+    store = IndexStore(settings.index_dir, catalog)
+    with catalog.session() as s:
+        space = store.ensure_space(s, "clip:ViT-B-32:laion2b_s34b_b79k", "clip", 512, {})
+        store.add_vectors(s, space, "frame", keyframe_ids, video_ids, vectors)
+    store.sync(space.id, "frame")
+    hits = store.search(space.id, "frame", query_vector, k=20)[0]   # [(vector id, score), ...]
+
+Ids on SQLite: SQLite hands a deleted row's id to the next insert when that row had the
+highest id, and an index that still holds the old vector under that id would never notice.
+So on SQLite :meth:`add_vectors` assigns ids itself, above every id any sync of that index has
+seen (``root/<space_id>-<kind>.floor``); PostgreSQL sequences never reuse ids.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from video_inst.catalog.db import Catalog, get_catalog
+from video_inst.catalog.models import IndexState, ModelSpace, Vector
+from video_inst.config import Settings, get_settings
+from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError, NotFoundError, TransientError
+from video_inst.vectors.codec import as_matrix, decode, encode, l2n
+from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
+from video_inst.vectors.index import VectorIndex, _id_array, choose_factory, read_header
+
+log = logging.getLogger(__name__)
+
+KINDS = ("track", "frame", "region")
+_CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit, short enough for PostgreSQL plans
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync or rebuild did, for logs and the CLI."""
+
+    space_id: int
+    kind: str
+    added: int
+    removed: int
+    rebuilt: bool
+    changed: bool
+    generation: int
+    count: int
+    factory: str
+    seconds: float
+
+
+class Consistency(NamedTuple):
+    """SQL against the index: ids SQL has that the index lacks (missing) and the reverse (extra)."""
+
+    sql_count: int
+    index_count: int
+    missing: list[int]
+    extra: list[int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.extra
+
+
+@dataclass
+class _Loaded:
+    index: VectorIndex
+    stat: tuple[int, int, int]
+    sql_generation: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _chunks(values: np.ndarray, size: int = _CHUNK) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield [int(v) for v in values[start : start + size]]
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidQueryError(f"vector kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def _family(factory: str) -> str:
+    up = factory.upper()
+    return "hnsw" if "HNSW" in up else "ivf" if up.startswith("IVF") else "flat" if up == "FLAT" else up
+
+
+class IndexStore:
+    """The indexes under ``root``, kept in line with the catalog; safe to share between threads."""
+
+    def __init__(
+        self,
+        root: Path,
+        catalog: Catalog,
+        settings: Settings | None = None,
+        *,
+        oversample: int | None = None,
+        ef_search: int = 128,
+        nprobe: int | None = None,
+        exact_subset_max: int = 20_000,
+        lock_timeout_s: float = 600.0,
+        batch_size: int = 20_000,
+        train_max: int = 200_000,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.catalog = catalog
+        self.settings = settings or get_settings()
+        self.tuning: dict[str, Any] = {
+            "oversample": oversample,
+            "ef_search": ef_search,
+            "nprobe": nprobe,
+            "exact_subset_max": exact_subset_max,
+        }
+        self.lock_timeout_s = lock_timeout_s
+        self.batch_size = batch_size
+        self.train_max = train_max
+        self._loaded: dict[tuple[int, str], _Loaded] = {}
+        self._cache_lock = threading.Lock()
+        self._dims: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ paths
+    def index_path(self, space_id: int, kind: str) -> Path:
+        return self.root / f"{int(space_id)}-{kind}.faiss"
+
+    def _lock_path(self, space_id: int, kind: str, what: str = "lock") -> Path:
+        return self.root / f"{int(space_id)}-{kind}.{what}"
+
+    # ------------------------------------------------------------ SQL writes
+    def ensure_space(
+        self, session: Session, name: str, family: str, dim: int, params: dict[str, Any] | None = None
+    ) -> ModelSpace:
+        """The model space row called ``name``, created on first use.
+
+        A name already used with another dim, family or params raises ModelSpaceMismatchError:
+        two models must never share one space (their vectors are not comparable).
+        """
+        params = json.loads(json.dumps(params or {}))  # as the JSON column will give it back
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise InvalidVectorsError(f"model space name must be 1-255 characters, got {name!r}")
+        if not isinstance(family, str) or not family or len(family) > 16:
+            raise InvalidVectorsError(f"model family must be 1-16 characters, got {family!r}")
+        if not isinstance(dim, int | np.integer) or int(dim) <= 0:
+            raise InvalidVectorsError(
+                f"model space {name!r}: dimension must be a positive integer, got {dim!r}"
+            )
+        space = session.scalar(select(ModelSpace).where(ModelSpace.name == name))
+        if space is None:
+            space = ModelSpace(name=name, family=family, dim=int(dim), params=params)
+            session.add(space)
+            session.flush()
+        elif (space.dim, space.family, dict(space.params or {})) != (int(dim), family, params):
+            raise ModelSpaceMismatchError(
+                f"model space {name!r} exists with family={space.family} dim={space.dim} "
+                f"params={space.params}, not family={family} dim={dim} params={params}; "
+                "a changed model needs a new space name"
+            )
+        self._dims[int(space.id)] = int(space.dim)
+        return space
+
+    def add_vectors(
+        self,
+        session: Session,
+        space: ModelSpace,
+        kind: str,
+        owner_ids: Sequence[int] | np.ndarray,
+        video_ids: Sequence[int] | np.ndarray,
+        vectors: np.ndarray,
+    ) -> list[int]:
+        """Store vectors (L2-normalised, float16) in the caller's transaction; returns their row ids.
+
+        Idempotent per (space, kind, owner): an identical vector keeps its row and id, a changed
+        one replaces the row (new id, so a sync sees the change). Sync after the commit.
+        """
+        _check_kind(kind)
+        owners = _id_array(owner_ids, "owner ids")
+        videos = _id_array(video_ids, "video ids")
+        x = as_matrix(vectors, int(space.dim))
+        if not (len(owners) == len(videos) == len(x)):
+            raise InvalidVectorsError(f"{len(owners)} owner ids, {len(videos)} video ids, {len(x)} vectors")
+        if len(np.unique(owners)) != len(owners):
+            raise InvalidVectorsError("the same owner id appears twice in one add_vectors call")
+        if not len(owners):
+            return []
+        blobs = encode(l2n(x))
+        space_id = int(space.id)
+        existing: dict[int, tuple[int, int, bytes]] = {}
+        for chunk in _chunks(owners):
+            rows = session.execute(
+                select(Vector.owner_id, Vector.id, Vector.video_id, Vector.data).where(
+                    Vector.space_id == space_id, Vector.kind == kind, Vector.owner_id.in_(chunk)
+                )
+            )
+            existing.update({int(o): (int(i), int(v), bytes(d)) for o, i, v, d in rows})
+        result: list[int | None] = [None] * len(owners)
+        stale: list[int] = []
+        fresh: list[int] = []  # positions to insert
+        for pos, (owner, video, blob) in enumerate(zip(owners.tolist(), videos.tolist(), blobs)):
+            old = existing.get(owner)
+            if old is not None and old[1] == video and old[2] == blob:
+                result[pos] = old[0]
+            else:
+                if old is not None:
+                    stale.append(old[0])
+                fresh.append(pos)
+        if fresh:
+            rows = [
+                {
+                    "space_id": space_id,
+                    "kind": kind,
+                    "owner_id": int(owners[p]),
+                    "video_id": int(videos[p]),
+                    "data": blobs[p],
+                }
+                for p in fresh
+            ]
+            if session.get_bind().dialect.name == "sqlite":
+                new_ids = self._insert_sqlite(session, space_id, kind, stale, rows)
+            else:
+                self._delete_ids(session, stale)
+                new_ids = list(
+                    session.scalars(insert(Vector).returning(Vector.id, sort_by_parameter_order=True), rows)
+                )
+            for p, new_id in zip(fresh, new_ids):
+                result[p] = int(new_id)
+        return [int(i) for i in result]  # type: ignore[arg-type]
+
+    def _insert_sqlite(
+        self, session: Session, space_id: int, kind: str, stale: list[int], rows: list[dict[str, Any]]
+    ) -> list[int]:
+        """Insert with ids above every id this index ever saw, so no id is reused (see module doc)."""
+        # A write statement first: it takes SQLite's write lock, so max(id) cannot move under us,
+        # and locks are always taken in one order (SQL, then the file) so two writers never deadlock.
+        self._delete_ids(session, stale or [-1])
+        with self._flock(self._lock_path(space_id, kind, "idlock")):
+            floor = max(
+                int(session.scalar(select(func.max(Vector.id))) or 0),
+                max(stale, default=0),
+                self._read_floor(space_id, kind),
+            )
+            ids = list(range(floor + 1, floor + 1 + len(rows)))
+            session.execute(insert(Vector), [dict(row, id=i) for row, i in zip(rows, ids)])
+        return ids
+
+    @staticmethod
+    def _delete_ids(session: Session, ids: list[int]) -> None:
+        for chunk in _chunks(np.asarray(ids, dtype=np.int64)):
+            session.execute(
+                delete(Vector).where(Vector.id.in_(chunk)).execution_options(synchronize_session=False)
+            )
+
+    def delete_owners(self, session: Session, space_id: int, kind: str, owner_ids: Sequence[int]) -> int:
+        """Remove the vectors of some owners (e.g. tracks merged away); sync afterwards."""
+        _check_kind(kind)
+        removed = 0
+        for chunk in _chunks(_id_array(owner_ids, "owner ids")):
+            res = session.execute(
+                delete(Vector)
+                .where(Vector.space_id == space_id, Vector.kind == kind, Vector.owner_id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
+            removed += int(res.rowcount or 0)
+        return removed
+
+    def delete_video(self, session: Session, video_id: int) -> list[tuple[int, str]]:
+        """Remove a video's vector rows; returns the (space id, kind) indexes the caller must sync."""
+        touched = session.execute(
+            select(Vector.space_id, Vector.kind).where(Vector.video_id == int(video_id)).distinct()
+        ).all()
+        session.execute(
+            delete(Vector)
+            .where(Vector.video_id == int(video_id))
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((int(s), str(k)) for s, k in touched)
+
+    # ------------------------------------------------------------- SQL reads
+    def _space_dim(self, space_id: int) -> int:
+        dim = self._dims.get(int(space_id))
+        if dim is None:
+            with self.catalog.session() as s:
+                dim = s.scalar(select(ModelSpace.dim).where(ModelSpace.id == int(space_id)))
+            if dim is None:
+                raise NotFoundError(f"no model space {space_id} in the catalog")
+            self._dims[int(space_id)] = dim = int(dim)
+        return dim
+
+    def _sql_ids(self, space_id: int, kind: str) -> np.ndarray:
+        with self.catalog.session() as s:
+            rows = s.execute(select(Vector.id).where(Vector.space_id == space_id, Vector.kind == kind))
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        ids.sort()
+        return ids
+
+    def vectors_for(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        *,
+        space_id: int | None = None,
+        kind: str | None = None,
+        missing: str = "raise",
+    ) -> np.ndarray:
+        """Exact stored vectors (float32, rows in the order of ``ids``), in batched queries.
+
+        ``missing="raise"``: an unknown id (or one outside the given space / kind) raises
+        NotFoundError; ``missing="nan"``: its row is NaN, which re-ranking drops.
+        """
+        if missing not in ("raise", "nan"):
+            raise InvalidQueryError(f"missing must be 'raise' or 'nan', got {missing!r}")
+        ids = _id_array(ids)
+        dim = self._space_dim(space_id) if space_id is not None else None
+        found: dict[int, bytes] = {}
+        with self.catalog.session() as s:
+            for chunk in _chunks(np.unique(ids)):
+                stmt = select(Vector.id, Vector.data).where(Vector.id.in_(chunk))
+                if space_id is not None:
+                    stmt = stmt.where(Vector.space_id == space_id)
+                if kind is not None:
+                    stmt = stmt.where(Vector.kind == kind)
+                found.update({int(i): bytes(d) for i, d in s.execute(stmt)})
+        if missing == "raise" and len(found) < len(np.unique(ids)):
+            absent = [int(i) for i in ids if int(i) not in found][:10]
+            raise NotFoundError(f"no stored vector with id {absent}")
+        if dim is None:
+            widths = {len(b) for b in found.values()}
+            if len(widths) > 1:
+                raise ModelSpaceMismatchError(
+                    "these vector ids belong to model spaces of different dimensions"
+                )
+            dim = widths.pop() // 2 if widths else 0
+        out = np.full((len(ids), dim), np.nan, dtype=np.float32)
+        have = [p for p, i in enumerate(ids.tolist()) if i in found]
+        if have:
+            out[have] = decode([found[int(ids[p])] for p in have], dim)
+        return out
+
+    def _iter_vectors(
+        self, space_id: int, kind: str, dim: int, ids: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) batches of the given ids: fetched by id, or (many ids) streamed and filtered."""
+        if not len(ids):
+            return
+        if len(ids) <= 50_000:
+            for start in range(0, len(ids), self.batch_size):
+                part = ids[start : start + self.batch_size]
+                vecs = self.vectors_for(part, space_id=space_id, kind=kind, missing="nan")
+                ok = ~np.isnan(vecs).any(axis=1)
+                yield part[ok], vecs[ok]
+            return
+        stmt = (
+            select(Vector.id, Vector.data)
+            .where(Vector.space_id == space_id, Vector.kind == kind)
+            .order_by(Vector.id)
+            .execution_options(yield_per=self.batch_size)
+        )
+        with self.catalog.session() as s:
+            for part in s.execute(stmt).partitions():
+                batch_ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                vecs = decode([bytes(r[1]) for r in part], dim)
+                keep = np.isin(batch_ids, ids)
+                batch_ids, vecs = batch_ids[keep], vecs[keep]
+                if len(batch_ids):
+                    yield batch_ids, vecs
+
+    def _ids_for_videos(self, space_id: int, kind: str, video_ids: Sequence[int]) -> np.ndarray:
+        out: list[int] = []
+        with self.catalog.session() as s:
+            for chunk in _chunks(np.unique(_id_array(list(video_ids), "video ids"))):
+                out += s.scalars(
+                    select(Vector.id).where(
+                        Vector.space_id == space_id, Vector.kind == kind, Vector.video_id.in_(chunk)
+                    )
+                ).all()
+        return np.asarray(sorted(out), dtype=np.int64)
+
+    def _state(self, space_id: int, kind: str) -> tuple[int, str | None]:
+        with self.catalog.session() as s:
+            row = s.execute(
+                select(IndexState.generation, IndexState.factory).where(
+                    IndexState.space_id == space_id, IndexState.kind == kind
+                )
+            ).first()
+        return (int(row[0]), str(row[1])) if row else (0, None)
+
+    # ------------------------------------------------------------------ locks
+    @contextmanager
+    def _flock(self, path: Path) -> Iterator[None]:
+        """An exclusive lock between processes (and threads: each call opens its own descriptor)."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        with open(path, "a+b") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TransientError(
+                            f"{path.name}: another writer has held this index lock "
+                            f"for more than {self.lock_timeout_s:.0f} s"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _read_floor(self, space_id: int, kind: str) -> int:
+        """Highest id any sync of this index has seen (file written by syncs, else the index header)."""
+        floor = -1
+        with suppress(FileNotFoundError, ValueError):
+            floor = int(self._lock_path(space_id, kind, "floor").read_text().strip() or -1)
+        with suppress(FileNotFoundError, CorruptIndexError):
+            floor = max(floor, int(read_header(self.index_path(space_id, kind)).get("max_id", -1)))
+        return floor
+
+    def _snapshot_ids(self, space_id: int, kind: str) -> np.ndarray:
+        """SQL ids of an index, with the id floor raised past them before any insert can intervene."""
+        with self._flock(self._lock_path(space_id, kind, "idlock")):
+            ids = self._sql_ids(space_id, kind)
+            floor = max(self._read_floor(space_id, kind), int(ids[-1]) if len(ids) else -1)
+            path = self._lock_path(space_id, kind, "floor")
+            tmp = path.with_suffix(f".floor.{os.getpid()}.tmp")
+            with open(tmp, "w") as out:
+                out.write(str(floor))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        return ids
+
+    # --------------------------------------------------------------- writers
+    def sync(self, space_id: int, kind: str) -> SyncReport:
+        """Bring the index file in line with SQL, incrementally; rebuild when the index type must change.
+
+        Call it after the transaction that wrote the vectors has committed.
+        """
+        _check_kind(kind)
+        started = time.perf_counter()
+        dim = self._space_dim(space_id)
+        with self._flock(self._lock_path(space_id, kind)):
+            index = self._writable(space_id, kind, dim)
+            sql_ids = self._snapshot_ids(space_id, kind)
+            target = self._target_factory(index, len(sql_ids), dim)
+            if index is None or target != index.factory or index.needs_compaction():
+                return self._rebuild_locked(
+                    space_id, kind, dim, sql_ids, target, pinned=False, started=started
+                )
+            present = index.ids()
+            to_add = np.setdiff1d(sql_ids, present, assume_unique=True)
+            to_remove = np.setdiff1d(present, sql_ids, assume_unique=True)
+            generation, _ = self._state(space_id, kind)
+            if not len(to_add) and not len(to_remove) and generation == index.generation:
+                return self._report(space_id, kind, index, started, changed=False)
+            cached = self._loaded.get((space_id, kind))
+            try:
+                lock = cached.lock if cached is not None and cached.index is index else threading.Lock()
+                with lock:
+                    removed = index.remove(to_remove)
+                    added = 0
+                    for ids, vecs in self._iter_vectors(space_id, kind, dim, to_add):
+                        index.add(ids, vecs, check=False)
+                        added += len(ids)
+                    if index.needs_compaction():
+                        index.compact()
+            except BaseException:
+                self._forget(space_id, kind)
+                raise
+            self._publish(space_id, kind, index)
+            return self._report(space_id, kind, index, started, added=added, removed=removed)
+
+    def rebuild(self, space_id: int, kind: str, factory: str | None = None) -> SyncReport:
+        """A fresh index from every SQL row; ``factory`` None picks one, a given one is kept by syncs."""
+        _check_kind(kind)
+        started = time.perf_counter()
+        dim = self._space_dim(space_id)
+        with self._flock(self._lock_path(space_id, kind)):
+            sql_ids = self._snapshot_ids(space_id, kind)
+            target = factory or choose_factory(len(sql_ids), dim, self.settings)
+            return self._rebuild_locked(
+                space_id, kind, dim, sql_ids, target, pinned=factory is not None, started=started
+            )
+
+    def _rebuild_locked(
+        self,
+        space_id: int,
+        kind: str,
+        dim: int,
+        sql_ids: np.ndarray,
+        factory: str,
+        *,
+        pinned: bool,
+        started: float,
+    ) -> SyncReport:
+        index = VectorIndex(dim, factory, **self.tuning)
+        if not index.is_trained and len(sql_ids):
+            rng = np.random.default_rng(len(sql_ids))
+            sample = sql_ids if len(sql_ids) <= self.train_max else rng.choice(sql_ids, self.train_max, False)
+            vecs = self.vectors_for(np.sort(sample), space_id=space_id, kind=kind, missing="nan")
+            index.train(vecs[~np.isnan(vecs).any(axis=1)])
+        for ids, vecs in self._iter_vectors(space_id, kind, dim, sql_ids):
+            index.add(ids, vecs, check=False)
+        index.meta.update({"built_n": int(len(sql_ids)), "pinned": pinned})
+        self._publish(space_id, kind, index)
+        return self._report(space_id, kind, index, started, added=index.ntotal, rebuilt=True)
+
+    @staticmethod
+    def _report(
+        space_id: int,
+        kind: str,
+        index: VectorIndex,
+        started: float,
+        *,
+        added: int = 0,
+        removed: int = 0,
+        rebuilt: bool = False,
+        changed: bool = True,
+    ) -> SyncReport:
+        return SyncReport(
+            space_id=space_id,
+            kind=kind,
+            added=added,
+            removed=removed,
+            rebuilt=rebuilt,
+            changed=changed,
+            generation=index.generation,
+            count=index.ntotal,
+            factory=index.factory,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    def _writable(self, space_id: int, kind: str, dim: int) -> VectorIndex | None:
+        """The current index to update: the cached one when it is what is on disk, else the file."""
+        path = self.index_path(space_id, kind)
+        stat = _stat(path)
+        if stat is None:
+            return None
+        cached = self._loaded.get((space_id, kind))
+        if cached is not None and cached.stat == stat:
+            return cached.index
+        try:
+            index = VectorIndex.load(path, **self.tuning)
+        except CorruptIndexError as err:
+            log.warning("rebuilding %s: %s", path.name, err.message)
+            return None
+        return index if index.dim == dim else None
+
+    def _target_factory(self, index: VectorIndex | None, n: int, dim: int) -> str:
+        """The factory a sync keeps or moves to; hysteresis so an index does not flip back and forth."""
+        want = choose_factory(n, dim, self.settings)
+        if index is None:
+            return want
+        current = index.factory
+        have, wish = _family(current), _family(want)
+        if index.meta.get("pinned"):
+            return current
+        if have == "flat":
+            return want  # exact until n passes exact_index_max
+        if n < self.settings.exact_index_max // 2:
+            return "Flat"  # shrunk well below the threshold
+        if wish == "flat":
+            return current  # inside the hysteresis band
+        if have != wish:
+            return want  # settings moved between HNSW and IVF-PQ
+        built = int(index.meta.get("built_n") or 0)
+        if have == "ivf" and built and not built / 4 <= n <= built * 4:
+            return want  # IVF lists sized for a very different n
+        return current
+
+    def _publish(self, space_id: int, kind: str, index: VectorIndex) -> None:
+        """Save atomically, then tell readers: generation + 1 in SQL, never moving backwards."""
+        generation, _ = self._state(space_id, kind)
+        index.generation = max(generation, index.generation) + 1
+        index.meta.update({"space_id": int(space_id), "kind": kind})
+        path = self.index_path(space_id, kind)
+        index.save(path)
+        with self.catalog.session() as s:
+            res = s.execute(
+                update(IndexState)
+                .where(
+                    IndexState.space_id == space_id,
+                    IndexState.kind == kind,
+                    IndexState.generation < index.generation,
+                )
+                .values(generation=index.generation, factory=index.factory[:64], count=index.ntotal)
+                .execution_options(synchronize_session=False)
+            )
+            if not res.rowcount and not s.scalar(
+                select(func.count()).where(IndexState.space_id == space_id, IndexState.kind == kind)
+            ):
+                s.add(
+                    IndexState(
+                        space_id=space_id,
+                        kind=kind,
+                        generation=index.generation,
+                        factory=index.factory[:64],
+                        count=index.ntotal,
+                    )
+                )
+        stat = _stat(path)
+        with self._cache_lock:
+            cached = self._loaded.get((space_id, kind))
+            if stat is not None:
+                # The same object keeps its lock: a search holding it must not see a sync mutate it.
+                lock = cached.lock if cached is not None and cached.index is index else threading.Lock()
+                self._loaded[(space_id, kind)] = _Loaded(index, stat, index.generation, lock)
+
+    def sync_all(self) -> list[SyncReport]:
+        """Sync every index that SQL or the data dir knows about."""
+        return [self.sync(space_id, kind) for space_id, kind in self.known_indexes()]
+
+    def rebuild_all(self) -> list[tuple[int, str, int]]:
+        """Rebuild every index from SQL: (space id, kind, vectors) each."""
+        out = []
+        for space_id, kind in self.known_indexes():
+            report = self.rebuild(space_id, kind)
+            out.append((space_id, kind, report.count))
+        return out
+
+    def known_indexes(self) -> list[tuple[int, str]]:
+        """(space id, kind) of every index with rows in SQL, a state row or a file."""
+        with self.catalog.session() as s:
+            pairs = {(int(a), str(b)) for a, b in s.execute(select(Vector.space_id, Vector.kind).distinct())}
+            pairs |= {(int(a), str(b)) for a, b in s.execute(select(IndexState.space_id, IndexState.kind))}
+            spaces = set(s.scalars(select(ModelSpace.id)))
+        for path in self.root.glob("*-*.faiss"):
+            head, _, kind = path.stem.partition("-")
+            if head.isdigit() and kind in KINDS:
+                pairs.add((int(head), kind))
+        return sorted(p for p in pairs if p[0] in spaces and p[1] in KINDS)
+
+    # --------------------------------------------------------------- readers
+    def _current(self, space_id: int, kind: str) -> _Loaded | None:
+        """The loaded index, reloaded when another process synced (new generation or file)."""
+        path = self.index_path(space_id, kind)
+        generation, _ = self._state(space_id, kind)
+        stat = _stat(path)
+        key = (space_id, kind)
+        with self._cache_lock:
+            cached = self._loaded.get(key)
+            if stat is None:
+                self._loaded.pop(key, None)
+                return None
+            if cached is not None and cached.stat == stat and cached.sql_generation == generation:
+                return cached
+            index = VectorIndex.load(path, **self.tuning)
+            loaded = _Loaded(index, stat, generation)
+            self._loaded[key] = loaded
+            return loaded
+
+    def _forget(self, space_id: int, kind: str) -> None:
+        with self._cache_lock:
+            self._loaded.pop((space_id, kind), None)
+
+    def drop_cache(self) -> None:
+        """Forget every loaded index (memory back; the next search reloads)."""
+        with self._cache_lock:
+            self._loaded.clear()
+
+    def search(
+        self,
+        space_id: int,
+        kind: str,
+        queries: np.ndarray,
+        k: int,
+        video_ids: Sequence[int] | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """Per query, up to k (vector id, cosine score) pairs, best first; only rows SQL still has.
+
+        ``video_ids``: only vectors of those videos. Approximate indexes are re-ranked with the
+        exact vectors from SQL.
+        """
+        _check_kind(kind)
+        dim = self._space_dim(space_id)
+        q = as_matrix(queries, dim)
+        if not isinstance(k, int | np.integer) or int(k) < 1:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        empty: list[list[tuple[int, float]]] = [[] for _ in range(len(q))]
+        loaded = self._current(space_id, kind)
+        if loaded is None or not len(q):
+            return empty
+        allowed = None
+        if video_ids is not None:
+            allowed = self._ids_for_videos(space_id, kind, video_ids)
+            if not len(allowed):
+                return empty
+
+        def fetch(ids: np.ndarray) -> np.ndarray:
+            return self.vectors_for(ids, space_id=space_id, kind=kind, missing="nan")
+
+        with loaded.lock:
+            index = loaded.index
+            scores, ids = index.search(q, int(k), allowed=allowed, fetch=fetch)
+        if index.exact:
+            ids = self._drop_stale(space_id, kind, ids)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores)
+        ]
+
+    def _drop_stale(self, space_id: int, kind: str, ids: np.ndarray) -> np.ndarray:
+        """Ids deleted in SQL but not yet synced out of the index become -1."""
+        uniq = np.unique(ids[ids >= 0])
+        if not len(uniq):
+            return ids
+        alive: set[int] = set()
+        with self.catalog.session() as s:
+            for chunk in _chunks(uniq):
+                alive.update(
+                    s.scalars(
+                        select(Vector.id).where(
+                            Vector.id.in_(chunk), Vector.space_id == space_id, Vector.kind == kind
+                        )
+                    )
+                )
+        if len(alive) == len(uniq):
+            return ids
+        return np.where(np.isin(ids, np.fromiter(alive, dtype=np.int64, count=len(alive))), ids, -1)
+
+    def check_consistency(self, space_id: int, kind: str) -> Consistency:
+        """SQL ids against the index file as it is now (readers' view)."""
+        _check_kind(kind)
+        sql_ids = self._sql_ids(space_id, kind)
+        loaded = self._current(space_id, kind)
+        index_ids = loaded.index.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
+        missing = np.setdiff1d(sql_ids, index_ids, assume_unique=True)
+        extra = np.setdiff1d(index_ids, sql_ids, assume_unique=True)
+        return Consistency(len(sql_ids), len(index_ids), missing.tolist(), extra.tolist())
+
+
+_STORES: dict[tuple[str, str], IndexStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def get_index_store(settings: Settings | None = None) -> IndexStore:
+    """The process-wide store of the current settings' data dir (indexes stay loaded between calls)."""
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    key = (str(settings.index_dir), settings.resolved_database_url)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = IndexStore(settings.index_dir, get_catalog(settings), settings)
+    return store
+
+
+__all__ = [
+    "KINDS",
+    "Consistency",
+    "IndexStore",
+    "SyncReport",
+    "VectorIndexError",
+    "get_index_store",
+]
