@@ -79,6 +79,27 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_mb: int = 2048
 
+    # --- workers (Celery; docs/WORKERS.md) -----------------------------------
+    queue_prefix: str = Field("", description="Prefix of the queue names, e.g. 'site1-' -> 'site1-ingest'.")
+    chunk_keyframes: int = Field(48, description="Keyframes per chunk of whole shots a worker analyses.")
+    task_soft_time_limit_s: int = Field(3600, description="A task is asked to stop (job failed) after this.")
+    task_time_limit_s: int = Field(3900, description="A task's process is killed after this.")
+    task_max_retries: int = Field(5, description="Retries of a transient error before the job fails.")
+    retry_backoff_s: float = Field(2.0, description="First retry delay; doubles each time.")
+    retry_backoff_max_s: float = Field(300.0, description="Longest retry delay.")
+    broker_visibility_timeout_s: int | None = Field(
+        None, description="Redis: unacknowledged tasks are redelivered after this; default hard limit + 300."
+    )
+    staging_dir: Path | None = Field(
+        None, description="Chunk results between tasks; default home/staging; shared storage across machines."
+    )
+    callback_timeout_s: float = Field(10.0, description="Timeout of one job callback POST.")
+    callback_attempts: int = Field(5, description="Attempts of a job callback POST (exponential backoff).")
+    job_stale_after_s: int = Field(
+        86400, description="ingest-archive re-enqueues a file whose queued/running job is older than this."
+    )
+    chunk_delay_s: float = Field(0.0, description="Testing only: sleep this long in every chunk task.")
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: Any) -> Any:

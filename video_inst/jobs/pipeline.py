@@ -1,0 +1,425 @@
+"""One video as a job in three steps that workers can spread out, and the same in-process.
+
+``start_ingest`` (queue ``ingest``): check the media roots, hash, skip content already
+done, plan shots, stage the plan and cut it into chunks of whole shots.
+``run_chunk`` (queue ``analyse``, or ``ingest`` without analysis): decode, thumbnail
+and analyse one chunk's keyframes, stage the result.
+``finish_ingest`` (queue ``index``): every chunk of the video in ONE transaction
+(``ingest.commit_video`` replaces the video's outputs) and the FAISS sync.
+
+Each step can run twice (a re-delivered task) without harm: staged files are reused,
+the commit replaces rather than adds, and a job that has ended stays ended. Errors
+either are transient (retried by the task with backoff) or fail the job at once with
+the reason in its row (:func:`is_transient`).
+
+Example::
+
+    job_id = state.create_job(catalog, kind="ingest", path=str(path))
+    result = ingest_in_process(job_id, path, settings=settings, catalog=catalog, analyse=False)
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from video_inst.catalog import repo
+from video_inst.catalog.db import Catalog
+from video_inst.config import Settings
+from video_inst.errors import MediaError, OutsideMediaRootsError, VideoInstError
+from video_inst.jobs import staging, state
+from video_inst.media.types import ShotPlan
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERIES = 3  # a step whose worker keeps dying (a crashing decoder) fails after this many
+PLAN_DONE = 0.1  # progress once the plan is staged; chunks fill the rest up to CHUNKS_DONE
+CHUNKS_DONE = 0.9
+
+_TRANSIENT_ERRNOS = {
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.EINTR,
+    errno.EIO,
+    errno.ENOSPC,
+    errno.ESTALE,
+    errno.ETIMEDOUT,
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+}
+
+
+@dataclass
+class Started:
+    """What ``start_ingest`` decided: either a final result, or the chunks to analyse."""
+
+    job_id: str
+    result: dict[str, Any] | None = None
+    chunks: list[list[int]] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finished:
+    """A final result and the jobs whose callbacks are now due."""
+
+    result: dict[str, Any]
+    notify: list[str] = field(default_factory=list)
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Can a retry help? Named errors say so themselves; database and I/O hiccups can."""
+    if isinstance(exc, VideoInstError):
+        return not exc.permanent
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.IntegrityError)):
+        return True  # server gone, lock timeout, or a concurrent insert of the same content
+    if isinstance(exc, sa_exc.DBAPIError):
+        return bool(exc.connection_invalidated)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in _TRANSIENT_ERRNOS
+    return False
+
+
+def describe(exc: BaseException, settings: Settings | None = None) -> str:
+    """The reason stored in the job row: a named error's message, else the exception."""
+    if type(exc).__name__ == "SoftTimeLimitExceeded":
+        limit = f" of {settings.task_soft_time_limit_s} s" if settings else ""
+        return f"stopped by the soft time limit{limit} (VIDEO_INST_TASK_SOFT_TIME_LIMIT_S)"
+    if isinstance(exc, VideoInstError):
+        return exc.message
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or ''}: unreadable ({exc.strerror})".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def backoff_s(retries: int, settings: Settings) -> float:
+    """Exponential backoff: 2, 4, 8 ... seconds, capped."""
+    return float(min(settings.retry_backoff_s * (2**retries), settings.retry_backoff_max_s))
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def chunk_shots(plan: ShotPlan, max_keyframes: int) -> list[list[int]]:
+    """Consecutive whole shots, about ``max_keyframes`` keyframes per chunk.
+
+    Shots are never split: tracks are linked within a shot. A shot with more keyframes
+    than the limit is a chunk of its own.
+    """
+    per_shot = Counter(k.shot_index for k in plan.keyframes)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    n = 0
+    for shot in plan.shots:
+        k = per_shot.get(shot.index, 0)
+        if current and n + k > max(1, max_keyframes):
+            chunks.append(current)
+            current, n = [], 0
+        current.append(shot.index)
+        n += k
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def result_of(job: dict[str, Any]) -> dict[str, Any]:
+    """The public result of ``video_inst.ingest`` (also in the callback body)."""
+    counts = job["counts"]
+    status = job["status"]
+    if status == "done":
+        status = counts.get("outcome", "done")
+    return {
+        "job_id": job["job_id"],
+        "video_id": job["video_id"],
+        "status": status,
+        "path": job["path"],
+        "shots": int(counts.get("shots", 0)),
+        "keyframes": int(counts.get("keyframes", 0)),
+        "tracks": int(counts.get("tracks", 0)),
+        "error": job["error"],
+        "warnings": list(counts.get("warnings", [])),
+    }
+
+
+def count_delivery(catalog: Catalog, job_id: str, step: str) -> int:
+    """How many times this step (of this retry) has been delivered, this time included.
+
+    Late acknowledgement re-delivers a task whose worker died; a task that kills its
+    worker every time must not loop forever.
+    """
+    return max(state.bump(catalog, job_id, "deliveries", step), 1)
+
+
+@contextmanager
+def content_lock(catalog: Catalog, settings: Settings, digest: str) -> Iterator[None]:
+    """One commit of a given content at a time, across processes (and machines on PostgreSQL)."""
+    if catalog.engine.dialect.name == "postgresql":
+        key = int.from_bytes(bytes.fromhex((digest or "0" * 16)[:16]), "big", signed=True)
+        with catalog.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    folder = settings.home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{(digest or 'empty')[:16]}.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _after_end(catalog: Catalog, job_id: str) -> list[str]:
+    """Callbacks due now that this job ended: its own, and its archive's if that ended too."""
+    job = state.require_job(catalog, job_id)
+    due = [job_id] if job["callback_url"] else []
+    parent_id = job["parent_id"]
+    if parent_id and state.maybe_finish_parent(catalog, parent_id):
+        parent = state.require_job(catalog, parent_id)
+        if parent["callback_url"]:
+            due.append(parent_id)
+    return due
+
+
+def fail_ingest(
+    job_id: str, error: str, *, settings: Settings, catalog: Catalog, path: str | Path | None = None
+) -> Finished:
+    """Fail the job with the reason; the video row records it too when the path was allowed."""
+    from video_inst.ingest import check_media_root, record_failure
+
+    video_id = None
+    if path is not None:
+        try:
+            allowed = check_media_root(Path(path), settings, required=True)
+        except OutsideMediaRootsError:
+            allowed = None  # never touch (not even hash) a file outside the roots
+        if allowed is not None:
+            video_id = record_failure(catalog, allowed, error)
+    staging.remove(settings, job_id)
+    notify: list[str] = []
+    if state.end_job(catalog, job_id, status="failed", error=error, video_id=video_id):
+        notify = _after_end(catalog, job_id)
+    return Finished(result_of(state.require_job(catalog, job_id)), notify)
+
+
+# --- step 1: plan ------------------------------------------------------------------------
+
+
+def start_ingest(
+    job_id: str,
+    path: str | Path,
+    *,
+    settings: Settings,
+    catalog: Catalog,
+    force: bool = False,
+    analyse: bool = True,
+    callback_url: str | None = None,
+    task_id: str | None = None,
+) -> Started:
+    """Hash, skip or plan; stage the plan. Raises on errors (the caller retries or fails the job)."""
+    from video_inst.ingest import check_media_root, find_existing, plan_video
+    from video_inst.media.hashing import content_hash
+
+    job = state.ensure_job(catalog, job_id=job_id, kind="ingest", path=str(path), callback_url=callback_url)
+    if job["status"] in state.TERMINAL:  # a re-delivered task of a job that has ended
+        return Started(job_id, result=result_of(job))
+    state.mark_running(catalog, job_id, task_id=task_id)
+    resolved = check_media_root(Path(path), settings, required=True)
+    if not resolved.exists():
+        from video_inst.errors import MissingFileError
+
+        raise MissingFileError(f"{path}: no such file")
+    if not resolved.is_file():
+        raise MediaError(f"{path}: not a regular file")
+    size = resolved.stat().st_size
+    digest = content_hash(resolved) if size else ""
+    if digest and not force:
+        video_id, status = find_existing(catalog, digest)
+        if status == "done":
+            with catalog.session() as s:
+                c = repo.counts(s, video_id=video_id)  # type: ignore[arg-type]
+            counts = {"outcome": "skipped", **{k: c[k] for k in ("shots", "keyframes", "tracks")}}
+            notify: list[str] = []
+            if state.end_job(catalog, job_id, status="done", video_id=video_id, counts=counts):
+                notify = _after_end(catalog, job_id)
+            return Started(job_id, result=result_of(state.require_job(catalog, job_id)), notify=notify)
+    plan_file = staging.plan_path(settings, job_id)
+    planned = None
+    if plan_file.exists():
+        staged = staging.load(plan_file)
+        if staged.digest == digest and staged.path == resolved:
+            planned = staged
+    if planned is None:
+        planned = plan_video(resolved, settings, digest=digest)
+        staging.save(plan_file, planned)
+    chunks = chunk_shots(planned.plan, settings.chunk_keyframes)
+    done = staging.chunks_done(settings, job_id)
+    state.set_progress(
+        catalog,
+        job_id,
+        PLAN_DONE + (CHUNKS_DONE - PLAN_DONE) * done / max(len(chunks), 1),
+        {
+            "shots": len(planned.plan.shots),
+            "keyframes": len(planned.plan.keyframes),
+            "chunks": len(chunks),
+            "chunks_done": done,
+            "analyse": analyse,
+            "duration_s": planned.info.duration_s,
+        },
+    )
+    return Started(job_id, chunks=chunks)
+
+
+# --- step 2: chunks ----------------------------------------------------------------------
+
+
+def run_chunk(
+    job_id: str,
+    index: int,
+    shot_indices: Sequence[int],
+    *,
+    settings: Settings,
+    catalog: Catalog,
+    analyse: bool = True,
+) -> dict[str, Any]:
+    """Analyse one chunk and stage it; a chunk staged before (re-delivery) is reused."""
+    from video_inst.ingest import analyse_shots
+
+    out = staging.chunk_path(settings, job_id, index)
+    job = state.get_job(catalog, job_id)
+    if job is None or job["status"] in state.TERMINAL:
+        return {"chunk": index, "error": None, "skipped": True}
+    if not out.exists():
+        planned = staging.load(staging.plan_path(settings, job_id))
+        if settings.chunk_delay_s > 0:
+            time.sleep(settings.chunk_delay_s)
+        chunk = analyse_shots(planned, settings, shot_indices=list(shot_indices), analyse=analyse)
+        if chunk.analysis is not None:
+            chunk.analysis.analyser = None  # the models stay in this process; the commit re-attaches
+        staging.save(out, chunk)
+    total = max(int(job["counts"].get("chunks", 1)), 1)
+    done = staging.chunks_done(settings, job_id)
+    state.set_progress(
+        catalog,
+        job_id,
+        PLAN_DONE + (CHUNKS_DONE - PLAN_DONE) * min(done, total) / total,
+        {"chunks_done": done},
+    )
+    return {"chunk": index, "error": None}
+
+
+# --- step 3: commit ----------------------------------------------------------------------
+
+
+def finish_ingest(
+    job_id: str, chunk_results: Sequence[dict[str, Any] | None], *, settings: Settings, catalog: Catalog
+) -> Finished:
+    """Commit every chunk of the video in one transaction, or fail the job with a chunk's error."""
+    from video_inst.ingest import commit_video
+
+    job = state.require_job(catalog, job_id)
+    if job["status"] in state.TERMINAL:
+        return Finished(result_of(job))
+    errors = [r["error"] for r in chunk_results if isinstance(r, dict) and r.get("error")]
+    if errors:
+        return fail_ingest(job_id, errors[0], settings=settings, catalog=catalog, path=job["path"])
+    planned = staging.load(staging.plan_path(settings, job_id))
+    chunks = [staging.load(staging.chunk_path(settings, job_id, i)) for i in range(job["counts"]["chunks"])]
+    if any(c.analysis is not None for c in chunks):
+        from video_inst.analyse import get_analyser
+
+        analyser = get_analyser(settings)
+        for c in chunks:
+            if c.analysis is not None:
+                c.analysis.analyser = analyser
+    state.set_progress(catalog, job_id, CHUNKS_DONE, {"chunks_done": len(chunks)})
+    with content_lock(catalog, settings, planned.digest):
+        job = state.require_job(catalog, job_id)
+        if job["status"] in state.TERMINAL:  # a duplicate commit finished while we waited
+            return Finished(result_of(job))
+        result = commit_video(planned, chunks, settings, catalog)
+        counts = {"outcome": "done", "tracks": result.tracks, "warnings": result.warnings}
+        ended = state.end_job(catalog, job_id, status="done", video_id=result.video_id, counts=counts)
+    staging.remove(settings, job_id)
+    notify = _after_end(catalog, job_id) if ended else []
+    return Finished(result_of(state.require_job(catalog, job_id)), notify)
+
+
+# --- all three in this process -----------------------------------------------------------
+
+
+def ingest_in_process(
+    job_id: str,
+    path: str | Path,
+    *,
+    settings: Settings,
+    catalog: Catalog,
+    force: bool = False,
+    analyse: bool = True,
+    callback_url: str | None = None,
+    notify: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
+    """Run a job's steps here, one after the other (one-shot CLI runs, tests, benchmarks).
+
+    Transient errors are not retried here: the job fails with the reason and can be run again.
+    """
+    from video_inst.jobs.callback import notify as send_callback
+
+    def fail(exc: BaseException) -> Finished:
+        return fail_ingest(job_id, describe(exc, settings), settings=settings, catalog=catalog, path=path)
+
+    try:
+        started = start_ingest(
+            job_id,
+            path,
+            settings=settings,
+            catalog=catalog,
+            force=force,
+            analyse=analyse,
+            callback_url=callback_url,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure ends the job with its reason
+        finished = fail(exc)
+    else:
+        if started.result is not None:
+            finished = Finished(started.result, started.notify)
+        else:
+            results = []
+            for i, shots in enumerate(started.chunks):
+                try:
+                    results.append(
+                        run_chunk(job_id, i, shots, settings=settings, catalog=catalog, analyse=analyse)
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    results.append({"chunk": i, "error": describe(exc, settings)})
+                    break
+            try:
+                finished = finish_ingest(job_id, results, settings=settings, catalog=catalog)
+            except Exception as exc:  # noqa: BLE001
+                finished = fail(exc)
+    for due in finished.notify:
+        (notify or (lambda j: send_callback(catalog, settings, j)))(due)
+    return finished.result
