@@ -153,6 +153,12 @@ def list_shots(session: Session, *, video_id: int) -> list[Shot]:
     )
 
 
+def vector_spaces_of_video(session: Session, *, video_id: int) -> list[tuple[int, str]]:
+    """(space id, kind) of every index that holds vectors of this video."""
+    rows = session.execute(select(Vector.space_id, Vector.kind).where(Vector.video_id == video_id).distinct())
+    return sorted((int(space), kind) for space, kind in rows)
+
+
 def delete_video(session: Session, *, video_id: int) -> None:
     """Delete a video and everything derived from it (rows cascade)."""
     clear_video_outputs(session, video_id=video_id)

@@ -1,0 +1,412 @@
+"""Analysis of decoded keyframes: DASR regions + labels, CLIP vectors, tracks, and their storage.
+
+``VideoAnalysis`` is fed keyframes in time order (as ``decode_keyframes`` yields them),
+runs the models in batches, links regions into tracks shot by shot, and writes
+everything inside the caller's transaction. Models load once per process
+(``get_analyser``); missing CLIP weights leave DASR and labels working and are
+recorded per video.
+
+Example::
+
+    analysis = VideoAnalysis(get_analyser(settings), plan)
+    for keyframe, rgb in decode_keyframes(path, plan.keyframes):
+        analysis.add(keyframe, rgb)
+    analysis.finish()
+    with catalog.session() as s:
+        analysis.store(s, video=video, keyframe_rows=rows)
+    analysis.sync_indexes()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from video_inst.config import Settings
+from video_inst.errors import WeightsMissingError
+from video_inst.media.types import Keyframe, ShotPlan
+from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
+
+log = logging.getLogger(__name__)
+
+CROP_SIDE = 224  # side of the crops kept for a track's CLIP embedding
+
+
+def resolve_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Analyser:
+    """The loaded models of one process; shared by every video it ingests."""
+
+    settings: Settings
+    dasr: Any  # video_inst.models.dasr.DasrExtractor
+    clip: Any | None  # video_inst.models.clip.ClipEmbedder, None when weights are missing
+    clip_missing_reason: str | None = None
+    link_params: LinkParams = field(default_factory=LinkParams)
+
+
+_ANALYSERS: dict[tuple, Analyser] = {}
+_LOCK = threading.Lock()
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+
+
+def clip_space_name(settings: Settings) -> str:
+    """The CLIP model space the settings ask for (same string as ``ClipEmbedder.space_name``)."""
+    return f"clip:{settings.clip_model}:{settings.clip_pretrained}"
+
+
+def load_dasr(settings: Settings, device: str | None = None) -> Any:
+    from video_inst.models.backbones import get_backbone
+    from video_inst.models.dasr import DasrExtractor, DasrParams
+
+    device = device or resolve_device(settings.device)
+    weights = settings.resnet50_weights if settings.backbone == "resnet50" else None
+    backbone = get_backbone(settings.backbone, device=device, weights=weights)
+    return DasrExtractor(backbone, DasrParams(), device=device)
+
+
+def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None, str | None]:
+    """The CLIP embedder, or (None, reason) when its weights cannot be found offline."""
+    from video_inst.models.clip import ClipEmbedder
+
+    try:
+        return ClipEmbedder.load(settings, device=device or resolve_device(settings.device)), None
+    except WeightsMissingError as exc:
+        return None, exc.message
+
+
+def get_analyser(settings: Settings) -> Analyser:
+    key = (
+        settings.backbone,
+        str(settings.resnet50_weights),
+        settings.clip_model,
+        settings.clip_pretrained,
+        str(settings.clip_weights),
+        settings.device,
+    )
+    with _LOCK:
+        if key not in _ANALYSERS:
+            dasr = load_dasr(settings)
+            clip, reason = load_clip(settings)
+            if clip is None:
+                _warn_once(f"CLIP vectors will be missing (text search falls back to labels): {reason}")
+            _ANALYSERS[key] = Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
+        return _ANALYSERS[key]
+
+
+@dataclass
+class FinishedTrack:
+    """A linked track with what storage needs; keyframes referenced by PTS until rows exist."""
+
+    shot_index: int
+    is_frame: bool
+    draft: TrackDraft
+    start_s: float
+    end_s: float
+    labels: list[tuple[str, float]]
+    clip_vector: np.ndarray | None = None
+
+
+def coverage_span(
+    times: list[float], kf_times: list[float], shot_start: float, shot_end: float
+) -> tuple[float, float]:
+    """A keyframe stands for the time up to halfway to its neighbours within the shot."""
+    first, last = times[0], times[-1]
+    i, j = kf_times.index(first), kf_times.index(last)
+    start = shot_start if i == 0 else (kf_times[i - 1] + first) / 2
+    end = shot_end if j == len(kf_times) - 1 else (last + kf_times[j + 1]) / 2
+    return start, end
+
+
+class VideoAnalysis:
+    """Per-video analysis state; see the module docstring for the call order."""
+
+    def __init__(self, analyser: Analyser, plan: ShotPlan) -> None:
+        self.analyser = analyser
+        self.plan = plan
+        self.batch = max(1, analyser.settings.analysis_batch)
+        self.warnings: list[str] = []
+        if analyser.clip is None and analyser.clip_missing_reason:
+            self.warnings.append(f"CLIP vectors missing: {analyser.clip_missing_reason}")
+        self._pending: list[tuple[Keyframe, np.ndarray]] = []
+        self._shot_index: int | None = None
+        self._linker: TrackLinker | None = None
+        self._frame_track: TrackDraft | None = None
+        self._crops: dict[int, np.ndarray] = {}  # id(draft) -> crop at its best keyframe so far
+        self._shot_kf_times: dict[int, list[float]] = {}
+        for k in plan.keyframes:
+            self._shot_kf_times.setdefault(k.shot_index, []).append(k.time_s)
+        self.frame_vectors: dict[int, np.ndarray] = {}  # keyframe pts -> CLIP frame vector
+        self.tracks: list[FinishedTrack] = []
+        self._spaces: list[tuple[int, str]] = []  # (space id, kind) written by store()
+        self._categories = analyser.dasr.backbone.categories
+
+    # --- feeding -----------------------------------------------------------------
+    def add(self, keyframe: Keyframe, rgb: np.ndarray) -> None:
+        self._pending.append((keyframe, rgb))
+        if len(self._pending) >= self.batch:
+            self._run_batch()
+
+    def finish(self) -> None:
+        self._run_batch()
+        self._close_shot()
+
+    def _run_batch(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        frames = [rgb for _, rgb in batch]
+        regions = self.analyser.dasr.extract(frames)
+        if self.analyser.clip is not None:
+            vectors = self.analyser.clip.embed_images(frames)
+            for (keyframe, _), vector in zip(batch, vectors):
+                self.frame_vectors[keyframe.pts] = vector
+        for (keyframe, rgb), frame_regions in zip(batch, regions):
+            self._link(keyframe, rgb, frame_regions)
+
+    def _link(self, keyframe: Keyframe, rgb: np.ndarray, regions: Any) -> None:
+        if keyframe.shot_index != self._shot_index:
+            self._close_shot()
+            self._shot_index = keyframe.shot_index
+            self._linker = TrackLinker(self.analyser.link_params)
+            self._frame_track = TrackDraft()
+        assert self._linker is not None and self._frame_track is not None
+        is_frame = np.asarray(regions.is_frame, dtype=bool)
+        objects = ~is_frame
+        label_ids = np.asarray(regions.label_ids)
+        label_probs = np.asarray(regions.label_probs)
+        frame_rows = np.flatnonzero(is_frame)
+        if len(frame_rows):
+            r = int(frame_rows[0])
+            self._frame_track.append(
+                keyframe.pts,
+                keyframe.time_s,
+                regions.boxes[r],
+                regions.scores[r],
+                regions.vectors[r],
+                (label_ids[r], label_probs[r]),
+            )
+        rows = np.flatnonzero(objects)
+        if not len(rows):
+            return
+        assigned = self._linker.add(
+            keyframe.pts,
+            keyframe.time_s,
+            regions.boxes[rows],
+            regions.vectors[rows],
+            regions.scores[rows],
+            [(label_ids[r], label_probs[r]) for r in rows],
+        )
+        tracks = self._linker.finish()
+        for local, track_no in enumerate(assigned):
+            draft = tracks[track_no]
+            if self.analyser.clip is not None and draft.best == len(draft.scores) - 1:
+                self._crops[id(draft)] = _crop(rgb, regions.boxes[int(rows[local])])
+
+    def _close_shot(self) -> None:
+        if self._shot_index is None or self._linker is None:
+            return
+        shot = self.plan.shots[self._shot_index]
+        kf_times = self._shot_kf_times.get(self._shot_index, [])
+        drafts: list[tuple[bool, TrackDraft]] = [(False, d) for d in self._linker.finish()]
+        if self._frame_track is not None and self._frame_track.keyframe_ids:
+            drafts.insert(0, (True, self._frame_track))
+        finished = []
+        for is_frame, draft in drafts:
+            start, end = coverage_span(draft.times, kf_times, shot.start_s, shot.end_s)
+            finished.append(
+                FinishedTrack(
+                    shot_index=shot.index,
+                    is_frame=is_frame,
+                    draft=draft,
+                    start_s=start,
+                    end_s=end,
+                    labels=self._mean_labels(draft.labels),
+                )
+            )
+        if self.analyser.clip is not None:
+            with_crops = [t for t in finished if not t.is_frame and id(t.draft) in self._crops]
+            if with_crops:
+                vectors = self.analyser.clip.embed_images([self._crops[id(t.draft)] for t in with_crops])
+                for track, vector in zip(with_crops, vectors):
+                    track.clip_vector = vector
+            for track in finished:
+                if track.is_frame:
+                    members = [
+                        self.frame_vectors[p] for p in track.draft.keyframe_ids if p in self.frame_vectors
+                    ]
+                    if members:
+                        mean = np.mean(members, axis=0)
+                        track.clip_vector = (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+        self.tracks.extend(finished)
+        self._crops.clear()
+        self._shot_index = None
+        self._linker = None
+        self._frame_track = None
+
+    def _mean_labels(
+        self, per_keyframe: list[tuple[np.ndarray, np.ndarray]], k: int = 5
+    ) -> list[tuple[str, float]]:
+        """Average the top-k class probabilities over a track's keyframes; keep the best k."""
+        totals: dict[int, float] = {}
+        for ids, probs in per_keyframe:
+            for class_id, prob in zip(np.asarray(ids).tolist(), np.asarray(probs).tolist()):
+                totals[class_id] = totals.get(class_id, 0.0) + prob
+        n = max(len(per_keyframe), 1)
+        best = sorted(totals.items(), key=lambda item: -item[1])[:k]
+        return [(self._categories[c], round(p / n, 4)) for c, p in best]
+
+    @property
+    def spaces(self) -> set[tuple[int, str]]:
+        """(space id, kind) pairs written by ``store_analyses``: the indexes to sync."""
+        return set(self._spaces)
+
+
+def store_analyses(
+    session: Any, analyses: Sequence[VideoAnalysis], *, video: Any, keyframe_rows: dict[int, Any]
+) -> int:
+    """Write tracks, boxes, labels and vectors of a video's analysed chunks in the caller's transaction."""
+    from video_inst.catalog.models import Label, Track, TrackBox, VideoSpace
+    from video_inst.vectors.store import get_index_store
+
+    if not analyses:
+        return 0
+    analyser = analyses[0].analyser
+    store = get_index_store(analyser.settings)
+    dasr = analyser.dasr
+    dasr_space = store.ensure_space(
+        session,
+        name=dasr.space_name,
+        family="dasr",
+        dim=dasr.dim,
+        params={"backbone": dasr.backbone.model_id},
+    )
+    shots = {s.index: s for s in video.shots}
+    finished = [t for a in analyses for t in a.tracks]
+    rows = [
+        Track(
+            video_id=video.id,
+            shot_id=shots[t.shot_index].id,
+            is_frame=t.is_frame,
+            start_s=t.start_s,
+            end_s=t.end_s,
+            best_keyframe_id=keyframe_rows[t.draft.keyframe_ids[t.draft.best]].id,
+            score=float(max(t.draft.scores)),
+            labels=[[name, prob] for name, prob in t.labels],
+        )
+        for t in finished
+    ]
+    session.add_all(rows)
+    session.flush()
+    track_rows: list[tuple[FinishedTrack, Any, list[Any]]] = []
+    for t, row in zip(finished, rows):
+        d = t.draft
+        boxes = [
+            TrackBox(
+                track_id=row.id,
+                keyframe_id=keyframe_rows[pts].id,
+                x0=float(b[0]),
+                y0=float(b[1]),
+                x1=float(b[2]),
+                y1=float(b[3]),
+                score=s,
+            )
+            for pts, b, s in zip(d.keyframe_ids, d.boxes, d.scores)
+        ]
+        session.add_all(boxes)
+        session.add_all(
+            [Label(track_id=row.id, rank=r, label=name, prob=prob) for r, (name, prob) in enumerate(t.labels)]
+        )
+        track_rows.append((t, row, boxes))
+    session.flush()
+    spaces: set[tuple[int, str]] = set()
+    if track_rows:
+        box_ids = [b.id for _, _, boxes in track_rows for b in boxes]
+        box_vecs = np.stack([v for t, _, _ in track_rows for v in t.draft.vectors])
+        store.add_vectors(session, dasr_space, "region", box_ids, [video.id] * len(box_ids), box_vecs)
+        track_vecs = np.stack([t.draft.representative() for t, _, _ in track_rows])
+        track_ids = [row.id for _, row, _ in track_rows]
+        store.add_vectors(session, dasr_space, "track", track_ids, [video.id] * len(track_ids), track_vecs)
+        spaces |= {(dasr_space.id, "region"), (dasr_space.id, "track")}
+    session.add(VideoSpace(video_id=video.id, space_id=dasr_space.id, status="done"))
+    clip = analyser.clip
+    if clip is not None:
+        clip_space = store.ensure_space(session, name=clip.space_name, family="clip", dim=clip.dim, params={})
+        frames = {pts: v for a in analyses for pts, v in a.frame_vectors.items()}
+        if frames:
+            frame_ids = [keyframe_rows[p].id for p in frames]
+            store.add_vectors(
+                session,
+                clip_space,
+                "frame",
+                frame_ids,
+                [video.id] * len(frame_ids),
+                np.stack(list(frames.values())),
+            )
+            spaces.add((clip_space.id, "frame"))
+        with_vec = [(row.id, t.clip_vector) for t, row, _ in track_rows if t.clip_vector is not None]
+        if with_vec:
+            store.add_vectors(
+                session,
+                clip_space,
+                "track",
+                [i for i, _ in with_vec],
+                [video.id] * len(with_vec),
+                np.stack([v for _, v in with_vec]),
+            )
+            spaces.add((clip_space.id, "track"))
+        session.add(VideoSpace(video_id=video.id, space_id=clip_space.id, status="done"))
+    elif analyser.clip_missing_reason:
+        # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
+        import open_clip
+
+        config = open_clip.get_model_config(analyser.settings.clip_model) or {}
+        clip_space = store.ensure_space(
+            session,
+            name=clip_space_name(analyser.settings),
+            family="clip",
+            dim=int(config.get("embed_dim", 0)),
+            params={},
+        )
+        session.add(
+            VideoSpace(
+                video_id=video.id, space_id=clip_space.id, status="missing", note=analyser.clip_missing_reason
+            )
+        )
+    for a in analyses:
+        a._spaces = sorted(spaces)
+    return len(track_rows)
+
+
+def _crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """The region with a little context, downscaled so a shot's kept crops stay small."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    x0, y0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+    x1, y1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+    crop = rgb[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+    image = Image.fromarray(crop)
+    image.thumbnail((CROP_SIDE * 2, CROP_SIDE * 2))
+    return np.asarray(image)

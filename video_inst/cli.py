@@ -1,0 +1,389 @@
+"""``video-inst``: the command line editing tools and acceptance checks use.
+
+A thin shell: each command parses arguments, calls one library function and prints
+JSON (``--json``) or a short table. Exit code 1 when any item failed, 2 on usage errors.
+
+Example::
+
+    video-inst ingest clip.mp4 --json
+    video-inst shots clip.mp4 --json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from video_inst.config import get_settings
+from video_inst.errors import VideoInstError
+
+
+def _emit(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def _fail(exc: VideoInstError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="video_inst")
+def main() -> None:
+    """Find every shot that contains an object or a described subject."""
+
+
+# --- database ----------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Catalog schema (Alembic)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Bring the catalog schema up to date (SQLite or PostgreSQL)."""
+    from video_inst.catalog.db import current_revision, upgrade
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    url = settings.resolved_database_url
+    upgrade(url, revision)
+    click.echo(f"catalog at revision {current_revision(url)}")
+
+
+@db.command("downgrade")
+@click.option("--revision", default="base", show_default=True)
+def db_downgrade(revision: str) -> None:
+    """Step the catalog schema back (``base`` drops every table)."""
+    from video_inst.catalog.db import current_revision, downgrade
+
+    url = get_settings().resolved_database_url
+    downgrade(url, revision)
+    click.echo(f"catalog at revision {current_revision(url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    from video_inst.catalog.db import current_revision
+
+    click.echo(current_revision(get_settings().resolved_database_url) or "empty")
+
+
+# --- ingest ------------------------------------------------------------------------
+
+
+class _Bar:
+    """A tqdm bar per video on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, desc=label, unit="%", leave=False, file=sys.stderr)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(stage)
+            self.bar.n = int(round(fraction * 100))
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line per video.")
+@click.option("--force", is_flag=True, help="Ingest again even if this content is in the catalog.")
+@click.option("--no-analyse", is_flag=True, help="Shots and keyframes only (no DASR / CLIP).")
+def ingest(paths: tuple[Path, ...], as_json: bool, force: bool, no_analyse: bool) -> None:
+    """Ingest video files in this process and wait."""
+    from video_inst.ingest import ingest_path
+
+    any_failed = False
+    show_bar = sys.stderr.isatty()
+    for path in paths:
+        bar = _Bar(path.name, show_bar)
+        try:
+            result = ingest_path(path, force=force, analyse=not no_analyse, progress=bar)
+        finally:
+            bar.close()
+        any_failed |= result.status == "failed"
+        if as_json:
+            _emit(result.to_json())
+        else:
+            line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
+            line += f" tracks={result.tracks} {result.seconds:.1f}s"
+            if result.error:
+                line += f"\n         error: {result.error}"
+            for warning in result.warnings:
+                line += f"\n         warning: {warning}"
+            click.echo(line)
+    sys.exit(1 if any_failed else 0)
+
+
+# --- catalog views -------------------------------------------------------------------
+
+
+def _video_json(video: Any) -> dict[str, Any]:
+    return {
+        "video_id": video.id,
+        "path": video.path,
+        "status": video.status,
+        "error": video.error,
+        "content_hash": video.content_hash,
+        "size_bytes": video.size_bytes,
+        "container": video.container,
+        "codec": video.codec,
+        "width": video.width,
+        "height": video.height,
+        "frame_rate": f"{video.fps_num}/{video.fps_den}" if video.fps_num else None,
+        "duration_s": video.duration_s,
+        "frame_count": video.frame_count,
+        "start_timecode": video.start_timecode,
+        "variable_frame_rate": video.variable_frame_rate,
+        "truncated": video.truncated,
+        "warnings": video.warnings or [],
+    }
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def videos(as_json: bool) -> None:
+    """The catalog's videos."""
+    from video_inst.catalog import repo
+    from video_inst.catalog.db import get_catalog
+
+    with get_catalog().session() as s:
+        rows = [_video_json(v) for v in repo.list_videos(s)]
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        size = f"{row['width']}x{row['height']}" if row["width"] else "-"
+        line = (
+            f"{row['video_id']:>5} {row['status']:8} {row['duration_s'] or 0:8.2f}s {size:>10} {row['path']}"
+        )
+        if row["error"]:
+            line += f"\n      error: {row['error']}"
+        click.echo(line)
+
+
+def shots_json(video: Any, shots: list[Any]) -> list[dict[str, Any]]:
+    """The ``shots`` JSON: seconds from PTS plus SMPTE timecode at the edges."""
+    from video_inst.media.timecode import smpte_for_video
+
+    return [
+        {
+            "index": shot.index,
+            "start_s": shot.start_s,
+            "end_s": shot.end_s,
+            "start_frame": shot.start_frame,
+            "end_frame": shot.end_frame,
+            "start_tc": smpte_for_video(video, shot.start_s),
+            "end_tc": smpte_for_video(video, shot.end_s),
+            "keyframes": [{"time_s": k.time_s, "frame": k.frame} for k in shot.keyframes],
+        }
+        for shot in shots
+    ]
+
+
+@main.command()
+@click.argument("video")
+@click.option("--json", "as_json", is_flag=True)
+def shots(video: str, as_json: bool) -> None:
+    """Shots of VIDEO (an id or a path) with their keyframes."""
+    from video_inst.catalog import repo
+    from video_inst.catalog.db import get_catalog
+
+    try:
+        with get_catalog().session() as s:
+            row = repo.find_video(s, ref=video)
+            data = shots_json(row, repo.list_shots(s, video_id=row.id))
+    except VideoInstError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(data)
+        return
+    for shot in data:
+        click.echo(
+            f"{shot['index']:>4}  {shot['start_tc']} - {shot['end_tc']}  "
+            f"frames {shot['start_frame']}-{shot['end_frame']}  keyframes {len(shot['keyframes'])}"
+        )
+
+
+@main.command()
+@click.argument("video")
+def delete(video: str) -> None:
+    """Delete VIDEO with its shots, tracks, vectors and thumbnails."""
+    from video_inst.ingest import delete_video
+
+    try:
+        video_id = delete_video(video)
+    except VideoInstError as exc:
+        _fail(exc)
+    click.echo(f"deleted video {video_id}")
+
+
+# --- search ------------------------------------------------------------------------
+
+
+def _video_ids(refs: tuple[str, ...]) -> list[int] | None:
+    if not refs:
+        return None
+    from video_inst.catalog import repo
+    from video_inst.catalog.db import get_catalog
+
+    with get_catalog().session() as s:
+        return [repo.find_video(s, ref=r).id for r in refs]
+
+
+def run_search(**options: Any) -> Any:
+    """Build a Query from CLI options and run it (shared by ``search`` and ``demo``)."""
+    from video_inst.media.images import load_image, parse_box
+    from video_inst.search import Query, search
+
+    image = load_image(Path(options["image"])) if options.get("image") else None
+    query = Query(
+        image=image,
+        box=parse_box(options.get("box")),
+        text=options.get("text"),
+        track_id=options.get("track"),
+        top_k=options.get("top_k") or get_settings().default_top_k,
+        min_score=options.get("min_score"),
+        video_ids=_video_ids(tuple(options.get("video") or ())),
+        label=options.get("label"),
+    )
+    return search(query)
+
+
+def _print_hits(result: Any) -> None:
+    click.echo(f"mode: {result.mode}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for rank, hit in enumerate(result.hits, 1):
+        labels = ", ".join(str(name) for name, _ in hit.labels[:3])
+        click.echo(
+            f"{rank:>3}. score {hit.score:.3f}  video {hit.video_id} shot {hit.shot.index} "
+            f"[{hit.shot.start_tc} - {hit.shot.end_tc}]  track {hit.track_id} "
+            f"{hit.start_s:.2f}-{hit.end_s:.2f}s box {[round(v) for v in hit.box]}  {labels}"
+        )
+
+
+@main.command("search")
+@click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
+@click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")
+@click.option("--text", help="Described subject, e.g. 'a red umbrella'.")
+@click.option("--track", type=int, help="More like this: a stored track id as the query.")
+@click.option("--top-k", type=int, help="Number of shots to return.")
+@click.option("--min-score", type=float)
+@click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable.")
+@click.option("--label", help="Only tracks carrying this label (e.g. bird).")
+@click.option("--json", "as_json", is_flag=True)
+def search_command(as_json: bool, **options: Any) -> None:
+    """Find the shots that contain an object (image/box), a subject (text) or a track."""
+    try:
+        result = run_search(**options)
+    except VideoInstError as exc:
+        _fail(exc)
+    if as_json:
+        _emit([dict(h.to_json(), mode=result.mode) for h in result.hits])
+    else:
+        _print_hits(result)
+
+
+# --- indexes -------------------------------------------------------------------------------
+
+
+@main.group()
+def index() -> None:
+    """FAISS indexes (derived from the vectors in SQL)."""
+
+
+@index.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild every index from SQL."""
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(get_settings())
+    for space_id, kind, count in store.rebuild_all():
+        click.echo(f"space {space_id} {kind}: {count} vectors")
+
+
+@index.command("check")
+@click.option("--json", "as_json", is_flag=True)
+def index_check(as_json: bool) -> None:
+    """Compare every index with SQL; exit 1 when they disagree."""
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(get_settings())
+    rows = []
+    ok = True
+    for space_id, kind in store.known_indexes():
+        sql_count, index_count, missing, extra = store.check_consistency(space_id, kind)
+        ok &= not missing and not extra
+        rows.append(
+            {
+                "space_id": space_id,
+                "kind": kind,
+                "sql": sql_count,
+                "index": index_count,
+                "missing": len(missing),
+                "extra": len(extra),
+            }
+        )
+    if as_json:
+        _emit(rows)
+    else:
+        for row in rows:
+            click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
+    sys.exit(0 if ok else 1)
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+@main.command()
+def demo() -> None:
+    """Render a sample clip, ingest it, show its shots and run a crop search (no media, no network)."""
+    from video_inst.demo import render_query, render_sample
+    from video_inst.ingest import ingest_path
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    clip = render_sample(settings.home / "samples" / "demo.mp4")
+    query = render_query(settings.home / "samples" / "query.png")
+    click.echo(f"sample clip: {clip}")
+    result = ingest_path(clip)
+    click.echo(
+        f"ingest: {result.status}  shots={result.shots} keyframes={result.keyframes} tracks={result.tracks}"
+        f"  {result.seconds:.1f}s"
+    )
+    if result.status == "failed":
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(1)
+    from video_inst.catalog import repo
+    from video_inst.catalog.db import get_catalog
+
+    with get_catalog().session() as s:
+        video = repo.find_video(s, ref=result.video_id)
+        for shot in shots_json(video, repo.list_shots(s, video_id=video.id)):
+            click.echo(
+                f"  shot {shot['index']}: {shot['start_tc']} - {shot['end_tc']}  "
+                f"({shot['start_s']:.2f}-{shot['end_s']:.2f}s, {len(shot['keyframes'])} keyframes)"
+            )
+    click.echo(f"crop search with {query}:")
+    _print_hits(run_search(image=str(query), top_k=4))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""One video end to end, callable without Celery, in three stages workers can spread out:
+
+1. ``plan_video``: hash, probe, shot plan (one decode pass) → ``PlannedVideo``;
+2. ``analyse_shots``: decode the keyframes of a range of shots, thumbnails, DASR / CLIP,
+   tracks → ``ChunkResult`` (plain data; several workers can each take a range);
+3. ``commit_video``: everything of the video in ONE transaction, then the FAISS sync.
+
+A failure at any stage leaves the catalog as it was, apart from the video row marked
+failed with the reason. ``ingest_path`` runs the three in-process.
+
+Example::
+
+    from video_inst.ingest import ingest_path
+    result = ingest_path("clip.mp4")
+    print(result.status, result.shots, result.keyframes)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from video_inst.catalog import repo
+from video_inst.catalog.db import Catalog, get_catalog
+from video_inst.catalog.models import Video
+from video_inst.config import Settings, get_settings
+from video_inst.errors import MissingFileError, OutsideMediaRootsError, VideoInstError
+from video_inst.media.decode import decode_keyframes, write_thumbnail
+from video_inst.media.hashing import content_hash
+from video_inst.media.probe import probe
+from video_inst.media.shots import ShotSettings, plan_shots
+from video_inst.media.types import ShotPlan, VideoInfo
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class IngestResult:
+    """The CLI's JSON line for one video (``asdict`` of this)."""
+
+    video_id: int | None
+    path: str
+    status: str  # done | skipped | failed
+    shots: int = 0
+    keyframes: int = 0
+    tracks: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PlannedVideo:
+    """Stage 1's output: what every later stage needs, and nothing stored yet."""
+
+    path: Path
+    size: int
+    digest: str
+    info: VideoInfo
+    plan: ShotPlan
+    existing_id: int | None = None  # the catalog row of this content, if any
+
+
+@dataclass
+class ChunkResult:
+    """Stage 2's output for a range of shots: linked tracks and frame vectors (plain data)."""
+
+    shot_indices: list[int]
+    analysis: Any | None  # video_inst.analyse.VideoAnalysis (None when analysis is off)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_media_root(path: Path, settings: Settings, *, required: bool = False) -> Path:
+    """Refuse a path outside the configured media roots (symlinks and '..' resolved first).
+
+    With no roots configured, local CLI use is unrestricted unless ``required`` (tasks, API).
+    """
+    resolved = path.expanduser().resolve()
+    roots = [r.expanduser().resolve() for r in settings.media_roots]
+    if not roots:
+        if required:
+            raise OutsideMediaRootsError(
+                f"{path}: no media roots are configured; set VIDEO_INST_MEDIA_ROOTS to the folders "
+                "that workers and the API may read"
+            )
+        return resolved
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        listed = ", ".join(str(r) for r in roots)
+        raise OutsideMediaRootsError(f"{path}: outside the configured media roots ({listed})")
+    return resolved
+
+
+def thumbnail_relpath(digest: str, pts: int) -> str:
+    """Thumbnails are keyed by content, so a re-ingest replaces them and a delete removes them."""
+    return f"{digest[:16]}/{pts}.jpg"
+
+
+# --- stage 1 -----------------------------------------------------------------------------
+
+
+def find_existing(catalog: Catalog, digest: str) -> tuple[int | None, str | None]:
+    """(video id, status) of this content in the catalog, if any."""
+    with catalog.session() as s:
+        video = repo.video_by_hash(s, content_hash=digest) if digest else None
+        return (video.id, video.status) if video else (None, None)
+
+
+def plan_video(
+    path: Path, settings: Settings, progress: Progress | None = None, *, digest: str | None = None
+) -> PlannedVideo:
+    """Hash (unless given), probe and shot-plan a file; raises the named media errors."""
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise MissingFileError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if progress:
+        progress("hash", 0.0)
+    if digest is None:
+        digest = content_hash(path) if size else ""
+    if progress:
+        progress("probe", 0.0)
+    info = probe(path)
+    plan = plan_shots(
+        path,
+        info,
+        ShotSettings.from_settings(settings),
+        progress=(lambda f: progress("shots", f)) if progress else None,
+    )
+    return PlannedVideo(path=path, size=size, digest=digest, info=info, plan=plan)
+
+
+# --- stage 2 -----------------------------------------------------------------------------
+
+
+def analyse_shots(
+    planned: PlannedVideo,
+    settings: Settings,
+    *,
+    shot_indices: Sequence[int] | None = None,
+    analyse: bool = True,
+    progress: Progress | None = None,
+) -> ChunkResult:
+    """Decode the keyframes of some shots (all by default), write thumbnails, run the models."""
+    wanted = set(range(len(planned.plan.shots))) if shot_indices is None else set(shot_indices)
+    keyframes = [k for k in planned.plan.keyframes if k.shot_index in wanted]
+    analysis = None
+    if analyse:
+        from video_inst.analyse import VideoAnalysis, get_analyser
+
+        analysis = VideoAnalysis(get_analyser(settings), planned.plan)
+    thumbs = settings.thumbnail_dir
+    total = max(len(keyframes), 1)
+    decoded = decode_keyframes(
+        planned.path, keyframes, rotation=planned.info.rotation, threads=settings.decode_threads
+    )
+    for n, (keyframe, rgb) in enumerate(decoded):
+        write_thumbnail(
+            rgb, thumbs / thumbnail_relpath(planned.digest, keyframe.pts), settings.thumbnail_max_side
+        )
+        if analysis is not None:
+            analysis.add(keyframe, rgb)
+        if progress:
+            progress("keyframes", (n + 1) / total)
+    if analysis is not None:
+        analysis.finish()
+    return ChunkResult(
+        shot_indices=sorted(wanted), analysis=analysis, warnings=list(analysis.warnings) if analysis else []
+    )
+
+
+# --- stage 3 -----------------------------------------------------------------------------
+
+
+def commit_video(
+    planned: PlannedVideo, chunks: Sequence[ChunkResult], settings: Settings, catalog: Catalog
+) -> IngestResult:
+    """Replace this content's rows with the new results in one transaction, then sync FAISS."""
+    warnings = list(planned.plan.warnings)
+    for chunk in chunks:
+        warnings += [w for w in chunk.warnings if w not in warnings]
+    analyses = [c.analysis for c in chunks if c.analysis is not None]
+    tracks = 0
+    with catalog.session() as s:
+        video = repo.upsert_video(
+            s,
+            path=str(planned.path),
+            size=planned.size,
+            content_hash=planned.digest,
+            info=planned.info,
+            status="done",
+        )
+        repo.clear_video_outputs(s, video_id=video.id)
+        keyframe_rows = repo.store_shot_plan(s, video=video, plan=planned.plan)
+        for keyframe in planned.plan.keyframes:
+            keyframe_rows[keyframe.pts].thumbnail = thumbnail_relpath(planned.digest, keyframe.pts)
+        if analyses:
+            from video_inst.analyse import store_analyses
+
+            tracks = store_analyses(s, analyses, video=video, keyframe_rows=keyframe_rows)
+        video.warnings = warnings
+        video_id = video.id
+    spaces = {space for a in analyses for space in a.spaces}
+    if spaces:
+        from video_inst.vectors.store import get_index_store
+
+        store = get_index_store(settings)
+        for space_id, kind in sorted(spaces):
+            store.sync(space_id, kind)
+    return IngestResult(
+        video_id=video_id,
+        path=str(planned.path),
+        status="done",
+        shots=len(planned.plan.shots),
+        keyframes=len(planned.plan.keyframes),
+        tracks=tracks,
+        warnings=warnings,
+    )
+
+
+def record_failure(catalog: Catalog, path: Path, error: str) -> int | None:
+    """Mark the video row failed with the reason; nothing else in the catalog changes.
+
+    Content that an earlier run ingested fine keeps its rows and status.
+    """
+    if not path.is_file():
+        # Nothing to identify: mark an existing row for this path, never invent one.
+        with catalog.session() as s:
+            rows = s.scalars(select(Video).where(Video.path == str(path))).all()
+            for row in rows:
+                row.status, row.error = "failed", error
+            return rows[-1].id if rows else None
+    size = path.stat().st_size
+    digest = None
+    if size:
+        try:
+            digest = content_hash(path)
+        except OSError:
+            digest = None
+    with catalog.session() as s:
+        existing = repo.video_by_hash(s, content_hash=digest) if digest else None
+        if existing is not None and existing.status == "done":
+            return existing.id
+        return repo.record_failure(s, path=str(path), size=size, content_hash=digest, error=error).id
+
+
+# --- in-process --------------------------------------------------------------------------
+
+
+def ingest_path(
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    force: bool = False,
+    analyse: bool = True,
+    require_media_root: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest one file in this process; never raises for bad media, the result says what went wrong."""
+    settings = settings or get_settings()
+    catalog = catalog or get_catalog(settings)
+    started = time.perf_counter()
+    result = IngestResult(video_id=None, path=str(path), status="failed")
+    resolved = Path(path)
+    try:
+        resolved = check_media_root(Path(path), settings, required=require_media_root)
+        result.path = str(resolved)
+        digest = None
+        if resolved.is_file() and resolved.stat().st_size:
+            digest = content_hash(resolved)
+            video_id, status = find_existing(catalog, digest)
+            if status == "done" and not force:
+                with catalog.session() as s:
+                    c = repo.counts(s, video_id=video_id)  # type: ignore[arg-type]
+                result = IngestResult(
+                    video_id=video_id,
+                    path=str(resolved),
+                    status="skipped",
+                    shots=c["shots"],
+                    keyframes=c["keyframes"],
+                    tracks=c["tracks"],
+                )
+                result.seconds = round(time.perf_counter() - started, 3)
+                return result
+        planned = plan_video(resolved, settings, progress, digest=digest)
+        chunk = analyse_shots(planned, settings, analyse=analyse, progress=progress)
+        if progress:
+            progress("commit", 0.0)
+        result = commit_video(planned, [chunk], settings, catalog)
+    except VideoInstError as exc:
+        result.status = "failed"
+        result.error = exc.message
+        result.video_id = record_failure(catalog, resolved, exc.message)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def delete_video(ref: str | int, *, settings: Settings | None = None, catalog: Catalog | None = None) -> int:
+    """Delete a video, its thumbnails and its vectors; SQL and FAISS agree afterwards."""
+    settings = settings or get_settings()
+    catalog = catalog or get_catalog(settings)
+    with catalog.session() as s:
+        video = repo.find_video(s, ref=ref)
+        video_id, digest = video.id, video.content_hash
+        spaces = repo.vector_spaces_of_video(s, video_id=video_id)
+        repo.delete_video(s, video_id=video_id)
+    if digest:
+        shutil.rmtree(settings.thumbnail_dir / digest[:16], ignore_errors=True)
+    if spaces:
+        from video_inst.vectors.store import get_index_store
+
+        store = get_index_store(settings)
+        for space_id, kind in spaces:
+            store.sync(space_id, kind)
+    return video_id

@@ -1,0 +1,431 @@
+"""Query → ranked shots. One function serves the CLI and the HTTP API.
+
+Modes:
+- ``image``: a crop (image + optional box) pooled by DASR exactly like database regions,
+  searched against region vectors; hits of one track collapse into one, then one per shot.
+- ``track``: "more like this", a stored track's DASR vector as the query.
+- ``text``: CLIP text vector against CLIP track and frame vectors, merged per shot.
+- ``labels``: text answered from ImageNet labels when no CLIP vectors exist.
+- ``image+text``: reciprocal-rank fusion of the image and the text rankings.
+
+Example::
+
+    from video_inst.search import Query, search
+    result = search(Query(image=rgb, box=(10, 20, 200, 180), top_k=10))
+    for hit in result.hits:
+        print(hit.video_id, hit.shot.index, hit.score)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from video_inst.catalog.db import Catalog, get_catalog
+from video_inst.catalog.models import Keyframe, Label, ModelSpace, Shot, Track, TrackBox, Vector, Video
+from video_inst.config import Settings, get_settings
+from video_inst.errors import InvalidQueryError, NotFoundError
+from video_inst.hits import Hit, ShotRef, VideoRef
+
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+
+
+@dataclass
+class Query:
+    image: np.ndarray | None = None  # RGB uint8
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in query-image pixels
+    text: str | None = None
+    track_id: int | None = None
+    top_k: int = 20
+    min_score: float | None = None
+    video_ids: list[int] | None = None
+    label: str | None = None
+    time_range: tuple[float, float] | None = None
+    offset: int = 0
+
+    def validate(self, settings: Settings) -> None:
+        if self.image is None and not (self.text and self.text.strip()) and self.track_id is None:
+            raise InvalidQueryError("a query needs an image, a text or a track id")
+        if self.box is not None and self.image is None:
+            raise InvalidQueryError("a box needs an image to cut it from")
+        if not 1 <= self.top_k <= settings.max_top_k:
+            raise InvalidQueryError(f"top_k must be between 1 and {settings.max_top_k}")
+        if self.offset < 0:
+            raise InvalidQueryError("offset must be >= 0")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            h, w = self.image.shape[:2]  # type: ignore[union-attr]
+            if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+                raise InvalidQueryError(
+                    f"box {list(self.box)} is not inside the {w}x{h} image with x0<x1, y0<y1"
+                )
+        if self.time_range is not None and self.time_range[0] > self.time_range[1]:
+            raise InvalidQueryError("time_range start is after its end")
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    mode: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hits": [h.to_json() for h in self.hits], "mode": self.mode, "notes": self.notes}
+
+
+@dataclass
+class _Candidate:
+    """A scored track (with the view that matched) before it becomes a Hit."""
+
+    track_id: int
+    score: float
+    box_id: int | None = None  # the matching view; None = the track's best view
+    keyframe_id: int | None = None  # a frame hit
+
+
+def _space(session: Session, name: str) -> ModelSpace | None:
+    return session.scalars(select(ModelSpace).where(ModelSpace.name == name)).first()
+
+
+def _owners(session: Session, vector_ids: Iterable[int]) -> dict[int, int]:
+    ids = list(vector_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(Vector.id, Vector.owner_id).where(Vector.id.in_(ids)))
+    return {vid: owner for vid, owner in rows}
+
+
+def _region_candidates(session: Session, hits: list[tuple[int, float]]) -> list[_Candidate]:
+    """Region-vector hits → best view per track."""
+    owners = _owners(session, (v for v, _ in hits))
+    box_ids = list(set(owners.values()))
+    track_of = (
+        dict(
+            session.execute(select(TrackBox.id, TrackBox.track_id).where(TrackBox.id.in_(box_ids)))
+            .tuples()
+            .all()
+        )
+        if box_ids
+        else {}
+    )
+    best: dict[int, _Candidate] = {}
+    for vector_id, score in hits:
+        box_id = owners.get(vector_id)
+        track_id = track_of.get(box_id) if box_id is not None else None
+        if track_id is None:
+            continue  # index briefly ahead of SQL (a delete in flight): skip, never invent
+        if track_id not in best or score > best[track_id].score:
+            best[track_id] = _Candidate(track_id=track_id, score=float(score), box_id=box_id)
+    return list(best.values())
+
+
+class Searcher:
+    """Holds the models and index store a process searches with (loaded lazily, once)."""
+
+    def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.catalog = catalog or get_catalog(self.settings)
+        self._dasr: Any = None
+        self._clip: Any = None
+        self._clip_reason: str | None = None
+        self._clip_loaded = False
+        self._labels: Any = None
+
+    # --- lazily loaded parts ---------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        from video_inst.vectors.store import get_index_store
+
+        return get_index_store(self.settings)
+
+    @property
+    def dasr(self) -> Any:
+        if self._dasr is None:
+            from video_inst.analyse import load_dasr
+
+            self._dasr = load_dasr(self.settings)
+        return self._dasr
+
+    @property
+    def clip(self) -> Any:
+        if not self._clip_loaded:
+            from video_inst.analyse import load_clip
+
+            self._clip, self._clip_reason = load_clip(self.settings)
+            self._clip_loaded = True
+        return self._clip
+
+    @property
+    def labels(self) -> Any:
+        if self._labels is None:
+            from video_inst.models.labels import LabelMatcher
+
+            self._labels = LabelMatcher()
+        return self._labels
+
+    # --- the front door ----------------------------------------------------------------
+    def search(self, query: Query) -> SearchResult:
+        query.validate(self.settings)
+        want = query.offset + query.top_k
+        fetch = min(max(want * 10, 100), 10_000)
+        notes: list[str] = []
+        with self.catalog.session() as s:
+            rankings: list[tuple[str, list[_Candidate]]] = []
+            if query.track_id is not None:
+                rankings.append(("track", self._by_track(s, query, fetch)))
+            if query.image is not None:
+                rankings.append(("image", self._by_image(s, query, fetch)))
+            if query.text and query.text.strip():
+                mode, candidates = self._by_text(s, query, fetch, notes)
+                rankings.append((mode, candidates))
+            if len(rankings) == 1:
+                mode, candidates = rankings[0]
+            else:
+                mode = "+".join(m for m, _ in rankings)
+                candidates = _rrf_by_shot(s, [c for _, c in rankings])
+            hits = self._to_hits(s, candidates, query, mode)
+        return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes)
+
+    # --- rankings ------------------------------------------------------------------------
+    def _search_space(
+        self, session: Session, space_name: str, kind: str, vector: np.ndarray, k: int, query: Query
+    ) -> list[tuple[int, float]]:
+        space = _space(session, space_name)
+        if space is None:
+            return []
+        return self.store.search(space.id, kind, vector[None, :], k, video_ids=query.video_ids)[0]
+
+    def _by_image(self, session: Session, query: Query, k: int) -> list[_Candidate]:
+        vector = self.dasr.embed_query(query.image, query.box)
+        hits = self._search_space(session, self.dasr.space_name, "region", vector, k, query)
+        return _region_candidates(session, hits)
+
+    def _by_track(self, session: Session, query: Query, k: int) -> list[_Candidate]:
+        track = session.get(Track, query.track_id)
+        if track is None:
+            raise NotFoundError(f"no track {query.track_id}")
+        space = _space(session, self.dasr.space_name)
+        row = None
+        if space is not None:
+            row = session.scalars(
+                select(Vector).where(
+                    Vector.space_id == space.id, Vector.kind == "track", Vector.owner_id == track.id
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"track {track.id} has no vector in model space {self.dasr.space_name}")
+        from video_inst.vectors.codec import decode
+
+        vector = decode([row.data], space.dim)[0]  # type: ignore[union-attr]
+        hits = self._search_space(session, self.dasr.space_name, "region", vector, k + 50, query)
+        return [c for c in _region_candidates(session, hits) if c.track_id != track.id]
+
+    def _by_text(
+        self, session: Session, query: Query, k: int, notes: list[str]
+    ) -> tuple[str, list[_Candidate]]:
+        clip = self.clip
+        if clip is not None and _space(session, clip.space_name) is not None:
+            vector = clip.embed_texts([query.text])[0]
+            track_hits = self._search_space(session, clip.space_name, "track", vector, k, query)
+            frame_hits = self._search_space(session, clip.space_name, "frame", vector, k, query)
+            owners = _owners(session, [v for v, _ in track_hits + frame_hits])
+            candidates = [
+                _Candidate(track_id=owners[v], score=float(sc)) for v, sc in track_hits if v in owners
+            ]
+            candidates += self._frame_candidates(
+                session, [(owners[v], sc) for v, sc in frame_hits if v in owners]
+            )
+            return "text", candidates
+        if clip is None:
+            notes.append(f"no CLIP weights, answered from labels: {self._clip_reason}")
+        else:
+            notes.append(
+                "no CLIP vectors in the catalog yet (run `video-inst reindex --space clip`): "
+                "answered from labels"
+            )
+        return "labels", self._by_labels(session, query.text or "", k)
+
+    def _frame_candidates(self, session: Session, keyframe_hits: list[tuple[int, float]]) -> list[_Candidate]:
+        """A CLIP frame hit stands for the shot's whole-frame track, at that keyframe."""
+        if not keyframe_hits:
+            return []
+        kf_ids = [k for k, _ in keyframe_hits]
+        rows = session.execute(
+            select(TrackBox.keyframe_id, TrackBox.id, TrackBox.track_id)
+            .join(Track, Track.id == TrackBox.track_id)
+            .where(TrackBox.keyframe_id.in_(kf_ids), Track.is_frame.is_(True))
+        )
+        by_kf = {kf: (box_id, track_id) for kf, box_id, track_id in rows}
+        return [
+            _Candidate(track_id=by_kf[kf][1], score=float(score), box_id=by_kf[kf][0])
+            for kf, score in keyframe_hits
+            if kf in by_kf
+        ]
+
+    def _by_labels(self, session: Session, text: str, k: int) -> list[_Candidate]:
+        weights = dict(self.labels.match(text))
+        if not weights:
+            return []
+        names = {self.labels.name(class_id): w for class_id, w in weights.items()}
+        rows = session.execute(
+            select(Label.track_id, Label.label, Label.prob)
+            .join(Track, Track.id == Label.track_id)
+            .where(Label.label.in_(list(names)), Track.is_frame.is_(False))
+        )
+        scores: dict[int, float] = {}
+        for track_id, label, prob in rows:
+            scores[track_id] = scores.get(track_id, 0.0) + names[label] * float(prob)
+        best = sorted(scores.items(), key=lambda item: -item[1])[:k]
+        return [_Candidate(track_id=t, score=round(s, 6)) for t, s in best]
+
+    # --- candidates → hits ----------------------------------------------------------------
+    def _to_hits(self, session: Session, candidates: list[_Candidate], query: Query, mode: str) -> list[Hit]:
+        if not candidates:
+            return []
+        track_ids = list({c.track_id for c in candidates})
+        tracks = {t.id: t for t in session.scalars(select(Track).where(Track.id.in_(track_ids)))}
+        label_filter = None
+        if query.label:
+            label_filter = set(self.labels.names_for_filter(query.label))
+            if not label_filter:
+                raise InvalidQueryError(f"unknown label {query.label!r}")
+        best_per_shot: dict[int, _Candidate] = {}
+        for c in sorted(candidates, key=lambda c: -c.score):
+            track = tracks.get(c.track_id)
+            if track is None:
+                continue
+            if query.min_score is not None and c.score < query.min_score:
+                continue
+            if query.video_ids and track.video_id not in query.video_ids:
+                continue
+            if query.time_range and (
+                track.end_s <= query.time_range[0] or track.start_s >= query.time_range[1]
+            ):
+                continue
+            if label_filter is not None and not ({name for name, _ in track.labels} & label_filter):
+                continue
+            best_per_shot.setdefault(track.shot_id, c)
+        ranked = sorted(best_per_shot.values(), key=lambda c: -c.score)
+        return self._hydrate(session, ranked, tracks, mode)
+
+    def _hydrate(
+        self, session: Session, ranked: list[_Candidate], tracks: dict[int, Track], mode: str
+    ) -> list[Hit]:
+        from video_inst.media.timecode import smpte_for_video
+
+        shot_ids = {tracks[c.track_id].shot_id for c in ranked}
+        shots = {s.id: s for s in session.scalars(select(Shot).where(Shot.id.in_(shot_ids)))}
+        videos = {
+            v.id: v
+            for v in session.scalars(select(Video).where(Video.id.in_({s.video_id for s in shots.values()})))
+        }
+        box_ids = [c.box_id for c in ranked if c.box_id is not None]
+        boxes = (
+            {b.id: b for b in session.scalars(select(TrackBox).where(TrackBox.id.in_(box_ids)))}
+            if box_ids
+            else {}
+        )
+        # Tracks matched without a particular view show their best keyframe's box.
+        need_best = [tracks[c.track_id] for c in ranked if c.box_id is None]
+        best_boxes: dict[int, TrackBox] = {}
+        if need_best:
+            for b in session.scalars(
+                select(TrackBox).where(TrackBox.track_id.in_([t.id for t in need_best]))
+            ):
+                t = tracks[b.track_id]
+                if b.keyframe_id == t.best_keyframe_id or b.track_id not in best_boxes:
+                    best_boxes[b.track_id] = b
+        kf_ids = {b.keyframe_id for b in list(boxes.values()) + list(best_boxes.values())}
+        kf_time = (
+            dict(
+                session.execute(select(Keyframe.id, Keyframe.time_s).where(Keyframe.id.in_(kf_ids)))
+                .tuples()
+                .all()
+            )
+            if kf_ids
+            else {}
+        )
+        hits = []
+        for c in ranked:
+            track = tracks[c.track_id]
+            shot = shots[track.shot_id]
+            video = videos[shot.video_id]
+            box = boxes.get(c.box_id) if c.box_id is not None else best_boxes.get(track.id)
+            hits.append(
+                Hit(
+                    video_id=video.id,
+                    path=video.path,
+                    shot=ShotRef(
+                        index=shot.index,
+                        start_s=shot.start_s,
+                        end_s=shot.end_s,
+                        start_tc=smpte_for_video(video, shot.start_s),
+                        end_tc=smpte_for_video(video, shot.end_s),
+                    ),
+                    start_s=track.start_s,
+                    end_s=track.end_s,
+                    keyframe_s=kf_time.get(box.keyframe_id, track.start_s) if box else track.start_s,
+                    box=[round(box.x0, 2), round(box.y0, 2), round(box.x1, 2), round(box.y1, 2)]
+                    if box
+                    else [],
+                    score=round(float(c.score), 6),
+                    track_id=track.id,
+                    mode=mode,
+                    labels=track.labels,
+                    keyframe_id=box.keyframe_id if box else None,
+                    video=VideoRef(
+                        video_id=video.id,
+                        path=video.path,
+                        frame_rate_num=video.fps_num or 25,
+                        frame_rate_den=video.fps_den or 1,
+                        start_timecode=video.start_timecode,
+                        duration_s=video.duration_s or 0.0,
+                        width=video.width or 0,
+                        height=video.height or 0,
+                    ),
+                )
+            )
+        return hits
+
+
+def _rrf_by_shot(session: Session, rankings: list[list[_Candidate]]) -> list[_Candidate]:
+    """Reciprocal-rank fusion of shot rankings (Cormack et al. 2009).
+
+    Each ranking is first collapsed to one candidate per shot; a shot's fused score is
+    the sum of 1 / (k + rank) over the rankings it appears in, and it shows the track
+    (and view) of the first ranking that found it.
+    """
+    track_ids = {c.track_id for ranking in rankings for c in ranking}
+    shot_of = (
+        dict(session.execute(select(Track.id, Track.shot_id).where(Track.id.in_(track_ids))).tuples().all())
+        if track_ids
+        else {}
+    )
+    fused: dict[int, _Candidate] = {}
+    for ranking in rankings:
+        seen: set[int] = set()
+        for c in sorted(ranking, key=lambda c: -c.score):
+            shot_id = shot_of.get(c.track_id)
+            if shot_id is None or shot_id in seen:
+                continue
+            seen.add(shot_id)
+            entry = fused.setdefault(shot_id, _Candidate(track_id=c.track_id, score=0.0, box_id=c.box_id))
+            entry.score += 1.0 / (RRF_K + len(seen))
+    return list(fused.values())
+
+
+_SEARCHERS: dict[str, Searcher] = {}
+
+
+def search(query: Query, *, settings: Settings | None = None) -> SearchResult:
+    """Search with the process's shared ``Searcher`` (models load once)."""
+    settings = settings or get_settings()
+    key = settings.model_dump_json()
+    if key not in _SEARCHERS:
+        _SEARCHERS[key] = Searcher(settings)
+    return _SEARCHERS[key].search(query)
