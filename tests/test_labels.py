@@ -19,6 +19,7 @@ from video_inst.models.labels import (
     exact_label_weights,
     label_class_ids,
     label_groups,
+    label_ids,
     label_names,
     load_label_table,
     normalise_label,
@@ -68,6 +69,10 @@ def test_names_are_torchvision_imagenet_categories() -> None:
     categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
     assert label_names(range(1000)) == list(categories)
     assert label_names(np.array([281, 817])) == ["tabby", "sports car"]
+    assert label_ids(["tabby", "sports car", "Cardigan", "cardigan"]) == [281, 817, 264, 474]
+    assert label_ids(label_names(range(1000))) == list(range(1000))
+    with pytest.raises(InvalidQueryError, match="not an ImageNet class name"):
+        label_ids(["tabby cat"])
     with pytest.raises(InvalidQueryError, match="0-999"):
         label_names([1000])
     with pytest.raises(InvalidQueryError):

