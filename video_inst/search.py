@@ -165,7 +165,7 @@ class Searcher:
         if self._labels is None:
             from video_inst.models.labels import LabelMatcher
 
-            self._labels = LabelMatcher()
+            self._labels = LabelMatcher.load(self.settings)
         return self._labels
 
     # --- the front door ----------------------------------------------------------------
@@ -268,10 +268,12 @@ class Searcher:
         ]
 
     def _by_labels(self, session: Session, text: str, k: int) -> list[_Candidate]:
+        from video_inst.models.labels import label_names
+
         weights = dict(self.labels.match(text))
         if not weights:
             return []
-        names = {self.labels.name(class_id): w for class_id, w in weights.items()}
+        names = dict(zip(label_names(weights), weights.values()))
         rows = session.execute(
             select(Label.track_id, Label.label, Label.prob)
             .join(Track, Track.id == Label.track_id)
@@ -291,9 +293,9 @@ class Searcher:
         tracks = {t.id: t for t in session.scalars(select(Track).where(Track.id.in_(track_ids)))}
         label_filter = None
         if query.label:
-            label_filter = set(self.labels.names_for_filter(query.label))
-            if not label_filter:
-                raise InvalidQueryError(f"unknown label {query.label!r}")
+            from video_inst.models.labels import label_class_ids, label_names
+
+            label_filter = set(label_names(label_class_ids(query.label)))
         best_per_shot: dict[int, _Candidate] = {}
         for c in sorted(candidates, key=lambda c: -c.score):
             track = tracks.get(c.track_id)
