@@ -230,6 +230,8 @@ def test_models_never_mix(store: IndexStore) -> None:
     with pytest.raises(InvalidQueryError, match="kind"):
         store.search(small_space, "shot", clustered(1), 3)
     assert store.known_indexes() == sorted([(small_space, "region"), (big_space, "region")])
+    assert sorted(store.rebuild_all()) == sorted([(small_space, "region", 2), (big_space, "region", 2)])
+    assert [r.changed for r in store.sync_all()] == [False, False]
 
 
 @pytest.mark.parametrize("approx", ["hnsw", "ivfpq"])
