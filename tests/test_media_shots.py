@@ -158,15 +158,16 @@ def test_big_buck_bunny_hard_cuts(shared_media: Path) -> None:
 @pytest.mark.parametrize("detector", [d for d in DETECTORS if d != "threshold"])
 def test_every_content_detector_finds_synthetic_cuts_exactly(tmp_path: Path, detector: str) -> None:
     clip = render_clip(tmp_path / "cuts.mp4", scenes=[30, 25, 40, 20], fps=25)
-    plan = plan_shots(clip, probe(clip), ShotSettings(detector=detector, detect_fades=False))
+    plan = plan_shots(clip, probe(clip), ShotSettings(detector=detector))
     assert tuple(s.start_frame for s in plan.shots) == clip.scene_starts
 
 
 def test_fade_through_black_gives_one_boundary(tmp_path: Path) -> None:
     clip = render_clip(tmp_path / "fades.mp4", scenes=[40, 40, 40], fps=25, fade_frames=12)
     info = probe(clip)
-    for detector in ("threshold", "adaptive"):  # adaptive relies on the fade pass here
-        plan = plan_shots(clip, info, ShotSettings(detector=detector))
+    for chosen in (ShotSettings(detector="threshold"), ShotSettings(), ShotSettings(detect_fades=True)):
+        plan = plan_shots(clip, info, chosen)
+        detector = (chosen.detector, chosen.detect_fades)
         starts = [s.start_frame for s in plan.shots]
         assert len(starts) == 3, (detector, starts)
         for got, cut in zip(starts[1:], clip.scene_starts[1:]):

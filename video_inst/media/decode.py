@@ -2,8 +2,9 @@
 
 Keyframes are visited in presentation order. For each one the decoder either keeps going
 (the target is ahead and no keyframe of the stream lies in between, so seeking would not save
-work) or seeks to the nearest preceding keyframe; then it decodes up to the exact PTS. A
-yielded array is always the frame with exactly the PTS asked for.
+work) or seeks to the nearest preceding keyframe; then it decodes up to the exact PTS, letting the
+decoder drop non-reference frames on the way (nothing shows or uses them). A yielded array is
+always the frame with exactly the PTS asked for.
 
 Example::
 
@@ -99,6 +100,7 @@ class _Cursor:
         self.time_base = Fraction(self.stream.time_base) if self.stream.time_base else Fraction(1, 90000)
         self.keyframe_ts = sorted(e.timestamp for e in self.stream.index_entries if e.is_keyframe)
         self.frames: Iterator[av.VideoFrame] | None = None
+        self.target = 0
         self.last: av.VideoFrame | None = None
         self.last_pts: int | None = None
 
@@ -157,7 +159,15 @@ class _Cursor:
         self._open()
 
     def _iter_frames(self) -> Iterator[av.VideoFrame]:
+        ctx = self.stream.codec_context
+        skipping = False
         for packet in self.container.demux(self.stream):
+            # A non-reference frame before the target is never shown nor used by another frame:
+            # let the decoder drop it. The target itself (pts == target) is always decoded.
+            skip = packet.pts is not None and packet.pts < self.target
+            if skip != skipping:
+                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
             try:
                 frames = self.stream.decode(packet)
             except av.error.FFmpegError:
@@ -166,6 +176,7 @@ class _Cursor:
 
     def _decode_to(self, target: int) -> av.VideoFrame | None:
         """Decode forward to the first frame at or after ``target`` (None at end of stream)."""
+        self.target = target
         if self.frames is None:
             self.frames = self._iter_frames()
         for frame in self.frames:

@@ -10,7 +10,8 @@ Example::
     cuts = det.process_frame(FrameTimecode(0, fps=Fraction(25)), bgr)
 
 Default choice, measured over edits with known cuts and single-shot clips (docs/MEDIA.md):
-``adaptive`` (ratio 3.0) plus a fade-to-black pass (``threshold`` at level 12).
+``adaptive`` at its own default ratio 3.0. ``threshold`` (fades to black) can run beside it
+(``ShotSettings.detect_fades``).
 """
 
 from __future__ import annotations
