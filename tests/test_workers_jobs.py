@@ -7,11 +7,7 @@ callbacks. The same library functions run inside the Celery tasks (test_workers_
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +25,7 @@ from video_inst.jobs.enqueue import enqueue_ingest
 from video_inst.media.types import Keyframe as KeyframeT
 from video_inst.media.types import Shot as ShotT
 from video_inst.media.types import ShotPlan
+from workers.testing import ARCHIVE_GOOD, CallbackReceiver, build_test_archive
 
 # --- fixtures ----------------------------------------------------------------------------
 
@@ -48,42 +45,6 @@ def roots(vi_home: Path, tmp_path: Path, shared_media: Path, monkeypatch: pytest
 def ctx(roots: Path) -> tuple[Settings, object]:
     settings = get_settings()
     return settings, get_catalog(settings)
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records JSON POSTs and answers with scripted codes."""
-
-    def __init__(self, codes: list[int] | None = None) -> None:
-        self.bodies: list[dict] = []
-        self.codes = list(codes or [])
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", 0))
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                code = receiver.codes.pop(0) if receiver.codes else 200
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def _counts(catalog: object) -> dict[str, int]:
@@ -239,7 +200,7 @@ def test_progress_never_goes_back_and_a_job_ends_once(ctx: tuple) -> None:
 def test_callback_receives_json_post_after_transient_failures(ctx: tuple, shared_media: Path) -> None:
     settings, catalog = ctx
     clip = shared_media / "clips" / "sintel_snow.mp4"
-    receiver = Receiver(codes=[503, 502])  # two failures, then 200
+    receiver = CallbackReceiver(codes=[503, 502])  # two failures, then 200
     try:
         result = _ingest(settings, catalog, clip, callback_url=receiver.url)
     finally:
@@ -256,7 +217,7 @@ def test_callback_refused_with_4xx_is_not_retried_and_does_not_fail_the_job(
 ) -> None:
     settings, catalog = ctx
     clip = shared_media / "clips" / "sintel_snow.mp4"
-    receiver = Receiver(codes=[404])
+    receiver = CallbackReceiver(codes=[404])
     try:
         result = _ingest(settings, catalog, clip, callback_url=receiver.url)
     finally:
@@ -268,38 +229,14 @@ def test_callback_refused_with_4xx_is_not_retried_and_does_not_fail_the_job(
 
 # --- archives ----------------------------------------------------------------------------
 
-GOOD = ["clips/sintel_snow.mp4", "clips/realshort.mp4", "clips/flower.mp4"]
-
-
-def _build_archive(folder: Path, shared_media: Path) -> dict[str, Path]:
-    """Good files (symlinks to the shared clips), a corrupt one and two unreadable ones.
-
-    Tests run as root, so chmod 000 cannot make a file unreadable: a dangling symlink
-    (a file on an unmounted share) and a FIFO named like a video stand for that.
-    """
-    (folder / "day1").mkdir()
-    (folder / "day2" / "cam").mkdir(parents=True)
-    files = {}
-    for n, rel in enumerate(GOOD):
-        link = folder / ("day1" if n < 2 else "day2/cam") / Path(rel).name
-        link.symlink_to(shared_media / rel)
-        files[rel] = link
-    corrupt = folder / "day2" / "corrupt.mp4"
-    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
-    dangling = folder / "day1" / "offline.mov"
-    dangling.symlink_to(folder / "unmounted" / "offline.mov")
-    fifo = folder / "day2" / "pipe.mkv"
-    os.mkfifo(fifo)
-    (folder / "day1" / "notes.txt").write_text("not a video")
-    files.update(corrupt=corrupt, dangling=dangling, fifo=fifo)
-    return files
+GOOD = ARCHIVE_GOOD
 
 
 def test_archive_reports_failures_with_reasons_and_second_run_skips(
     ctx: tuple, roots: Path, shared_media: Path
 ) -> None:
     settings, catalog = ctx
-    files = _build_archive(roots, shared_media)
+    files = build_test_archive(roots, shared_media)
     run = archive.run_archive(roots, settings=settings, catalog=catalog, in_process=True, analyse=False)
     report = archive.report_of(catalog, run.job_id)
     assert report["status"] == "done" and report["files"] == 6
@@ -326,7 +263,7 @@ def test_archive_reports_failures_with_reasons_and_second_run_skips(
 
 def test_interrupted_archive_resumes(ctx: tuple, roots: Path, shared_media: Path) -> None:
     settings, catalog = ctx
-    _build_archive(roots, shared_media)
+    build_test_archive(roots, shared_media)
 
     def interrupt(counts: dict[str, int]) -> None:
         if counts["enqueued"] >= 2:
@@ -373,7 +310,7 @@ def test_symlink_leading_outside_the_roots_is_refused(ctx: tuple, roots: Path, t
 def test_cli_ingest_archive_and_jobs(ctx: tuple, roots: Path, shared_media: Path) -> None:
     from video_inst.cli_jobs import main
 
-    _build_archive(roots, shared_media)
+    build_test_archive(roots, shared_media)
     runner = CliRunner()
     out = runner.invoke(main, ["ingest-archive", str(roots), "--in-process", "--no-analyse", "--json"])
     assert out.exit_code == 1, out.output  # some files failed

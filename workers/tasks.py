@@ -110,12 +110,12 @@ def ingest(
 def ingest_chunk(
     self: Task, job_id: str, index: int, shot_indices: list[int], analyse: bool = True
 ) -> dict[str, Any]:
-    """Never raises (but for retries): an error is returned so the commit fails the job with it."""
+    """Never raises (but for retries): a permanent error fails the job at once and is returned."""
     settings, catalog = _context()
     try:
         n = pipeline.count_delivery(catalog, job_id, f"chunk{index}.r{self.request.retries}")
         if n > pipeline.MAX_DELIVERIES:
-            return {"chunk": index, "error": f"chunk {index}: its worker was lost {n - 1} times (crash?)"}
+            raise MediaError(f"chunk {index}: its worker was lost {n - 1} times while analysing it (crash?)")
         return pipeline.run_chunk(
             job_id, index, shot_indices, settings=settings, catalog=catalog, analyse=analyse
         )
@@ -126,7 +126,13 @@ def ingest_chunk(
                 countdown=pipeline.backoff_s(self.request.retries, settings),
                 max_retries=settings.task_max_retries,
             ) from None
-        return {"chunk": index, "error": pipeline.describe(exc, settings)}
+        reason = pipeline.describe(exc, settings)
+        job = state.get_job(catalog, job_id)
+        finished = pipeline.fail_ingest(  # at once: the other chunks of this job stop early
+            job_id, reason, settings=settings, catalog=catalog, path=job["path"] if job else None
+        )
+        _notify_later(finished.notify, settings)
+        return {"chunk": index, "error": reason}
 
 
 @app.task(name="video_inst.ingest_commit", bind=True)

@@ -13,13 +13,17 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from video_inst.errors import TransientError
 
@@ -55,6 +59,7 @@ class WorkerProcess:
 
     def start(self, ready_timeout_s: float = 120.0) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -64,7 +69,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if b" ready." in self.log_path.read_bytes():
+            if b" ready." in self.log_path.read_bytes()[offset:]:
                 return self
             time.sleep(0.2)
         raise TransientError(f"worker not ready after {ready_timeout_s:.0f} s:\n{self.log_tail()}")
@@ -82,7 +87,7 @@ class WorkerProcess:
         """Warm shutdown (SIGTERM), then SIGKILL if it takes too long."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.send_signal(signal.SIGTERM)  # the main process stops its pool itself
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -96,3 +101,65 @@ class WorkerProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class CallbackReceiver:
+    """A real HTTP server on 127.0.0.1 that records JSON POSTs and answers with scripted codes."""
+
+    def __init__(self, codes: list[int] | None = None) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.codes = list(codes or [])
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                code = receiver.codes.pop(0) if receiver.codes else 200
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait(self, n: int = 1, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.bodies) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.bodies
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+ARCHIVE_GOOD = ("clips/sintel_snow.mp4", "clips/realshort.mp4", "clips/flower.mp4")
+
+
+def build_test_archive(folder: Path, media: Path, good: tuple[str, ...] = ARCHIVE_GOOD) -> dict[str, Path]:
+    """Good files (symlinks to real clips), a corrupt one and two unreadable ones, in sub-folders.
+
+    Tests run as root, where chmod 000 does not stop reading: a dangling symlink (a file on
+    an unmounted share) and a FIFO named like a video stand for unreadable files.
+    """
+    (folder / "day1").mkdir(parents=True, exist_ok=True)
+    (folder / "day2" / "cam").mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for n, rel in enumerate(good):
+        link = folder / ("day1" if n < 2 else "day2/cam") / Path(rel).name
+        link.symlink_to(media / rel)
+        files[rel] = link
+    corrupt = folder / "day2" / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    dangling = folder / "day1" / "offline.mov"
+    dangling.symlink_to(folder / "unmounted" / "offline.mov")
+    fifo = folder / "day2" / "pipe.mkv"
+    os.mkfifo(fifo)
+    (folder / "day1" / "notes.txt").write_text("not a video")
+    files.update(corrupt=corrupt, dangling=dangling, fifo=fifo)
+    return files
