@@ -104,7 +104,7 @@ def _sample(container, stream, path: Path) -> tuple[list[int], av.VideoFrame]:
                     frames = []  # a damaged leading packet; a later one may decode
                 if frames:
                     first = frames[0]
-            if len(pts) >= SAMPLE_PACKETS and first is not None:
+            if len(pts) >= SAMPLE_PACKETS and (first is not None or fed >= FIRST_FRAME_PACKETS):
                 whole_stream = False
                 break
         if first is None:
