@@ -163,6 +163,8 @@ def test_filter_by_allowed_ids_and_predicate() -> None:
         assert recall(found, truth) >= 0.95
         _, found = index.search(queries, 10, allowed=lambda x: x % 5 == 0, fetch=fetch)
         assert np.isin(found, allowed).all()
+        _, found = index.search(queries, 10, allowed=faiss.IDSelectorRange(100, 400), fetch=fetch)
+        assert ((found >= 100) & (found < 400)).all()
     index = VectorIndex(DIM, "HNSW32")  # small allowed set on an ANN index: exact over fetched vectors
     index.add(ids, data)
     _, found = index.search(queries, 10, allowed=allowed[:30], fetch=_fetcher(ids, data))

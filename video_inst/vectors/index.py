@@ -44,8 +44,8 @@ FILE_FORMAT = 1
 
 # fetch(ids) -> float32 (len(ids), dim); rows of ids it no longer knows are NaN.
 Fetch = Callable[[np.ndarray], np.ndarray]
-# An array of allowed ids, or a vectorised predicate ids -> bool mask.
-Allowed = np.ndarray | Sequence[int] | Callable[[np.ndarray], np.ndarray]
+# An array of allowed ids, a FAISS id selector, or a vectorised predicate ids -> bool mask.
+Allowed = np.ndarray | Sequence[int] | faiss.IDSelector | Callable[[np.ndarray], np.ndarray]
 
 
 def _first_line(err: BaseException) -> str:
@@ -300,8 +300,9 @@ class VectorIndex:
         """Top-k by inner product: (scores (Q, k) float32, ids (Q, k) int64), -1 / -inf past the end.
 
         ``allowed``: an array of ids (searched with a FAISS id selector, or exactly over the
-        fetched vectors when it is small and the index is approximate) or a predicate over an
-        id array (applied after the search, widening the candidate list until k pass).
+        fetched vectors when it is small and the index is approximate), a ready FAISS
+        ``IDSelector`` (e.g. ``IDSelectorRange``), or a predicate over an id array (applied after
+        the search, widening the candidate list until k pass).
         ``fetch``: exact stored vectors; given it, approximate results are re-ranked exactly.
         """
         q = l2n(as_matrix(queries, self.dim))
@@ -315,7 +316,13 @@ class VectorIndex:
         allowed_sel: faiss.IDSelector | None = None
         keep_alive: list[Any] = []
         if allowed is not None:
-            if callable(allowed):
+            if isinstance(allowed, faiss.IDSelector):
+                if not self._selectors:
+                    raise VectorIndexError(
+                        f"{self.factory!r} takes no FAISS id selector; pass ids or a predicate"
+                    )
+                allowed_sel = allowed
+            elif callable(allowed):
                 filters.append(allowed)
             else:
                 allowed_ids = np.unique(_id_array(allowed, "allowed ids"))
