@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from fractions import Fraction
 from pathlib import Path
 
@@ -218,6 +219,22 @@ def test_truncated_file_keeps_what_decodes(tmp_path: Path, suffix: str) -> None:
     assert_keyframes(plan, all_pts, tb)
     found = [s.start_frame for s in plan.shots]
     assert found == [s for s in clip.scene_starts if s < plan.frame_count - 10]
+
+
+def test_damaged_middle_keeps_both_sides_and_warns(tmp_path: Path) -> None:
+    clip = render_clip(tmp_path / "ok.mkv", scenes=[60] * 5, size=(128, 72))
+    data = bytearray(clip.path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = random.Random(3).randbytes(3000)
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    plan = plan_shots(damaged, probe(damaged), ShotSettings())
+    all_pts, tb = decoded_pts(damaged)
+    assert 0 < plan.frame_count < clip.n_frames
+    assert any(w.startswith("no frames between") for w in plan.warnings), plan.warnings
+    assert plan.shots[-1].end_s > 11.5  # frames after the damage are kept
+    assert_tiles(plan, all_pts, tb)
+    assert_keyframes(plan, all_pts, tb)
 
 
 def test_mpeg_ts_cut_short_ingests_what_decodes(tmp_path: Path) -> None:

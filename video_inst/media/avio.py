@@ -157,11 +157,11 @@ def open_video(path: str | Path, *, threads: int = 0) -> Iterator[tuple[InputCon
 
 
 def frame_pts(frame: av.VideoFrame) -> int | None:
-    """The frame's presentation time in stream time base: pts, else the decoder's best guess.
+    """The frame's presentation time in stream time base: its PTS, else its DTS.
 
-    Some containers (AVI, raw streams) carry only DTS; FFmpeg's best-effort timestamp is
-    deterministic for a given frame whether decoding started at the beginning or after a
-    seek, so plan and keyframe decoding agree on it.
+    Some containers and raw streams carry only DTS. Both come from the packet the frame was
+    decoded from, so they are the same whether decoding started at the beginning or after a
+    seek: the shot plan and keyframe decoding agree on them. None when neither is known.
     """
     if frame.pts is not None:
         return int(frame.pts)

@@ -38,6 +38,10 @@ MAX_CONSECUTIVE_ERRORS = 50
 # A file whose frames end this much before the container's declared length was cut short.
 TRUNCATION_SLACK_S = 2.0
 TRUNCATION_SLACK_SHARE = 0.05
+# In a constant-rate stream, a jump in PTS longer than max(this many frames, 1 s) means frames
+# were lost: the demuxer skipped over damaged data.
+GAP_FRAMES = 10
+MAX_GAP_WARNINGS = 3
 # Seconds of wall time between two progress reports.
 PROGRESS_EVERY_S = 0.25
 
@@ -112,6 +116,7 @@ def plan_shots(
     skipped_order = 0
     failed_packets = 0
     first_failure_s: float | None = None
+    gaps: list[tuple[float, float]] = []
     report = _Progress(progress, info)
 
     with open_video(p, threads=settings.threads) as (container, stream):
@@ -123,12 +128,17 @@ def plan_shots(
             settings.downscale_width,
         )
 
+        frame_ticks = 1 / (fps * time_base) if time_base else Fraction(1)
+        gap_ticks = max(GAP_FRAMES * frame_ticks, 1 / time_base if time_base else 1)
+
         def take(frame: av.VideoFrame) -> None:
             nonlocal last_duration, skipped_order
             t = frame_pts(frame)
             if t is None or (pts and t <= pts[-1]):
                 skipped_order += 1  # no timestamp, or not after the previous one: cannot be placed
                 return
+            if pts and not info.variable_frame_rate and t - pts[-1] > gap_ticks:  # lost frames
+                gaps.append((float(pts[-1] * time_base), float(t * time_base)))
             index = len(pts)
             pts.append(t)
             last_duration = frame.duration
@@ -186,6 +196,10 @@ def plan_shots(
     if failed_packets:
         where = f"{first_failure_s:.3f} s" if first_failure_s is not None else "an unknown time"
         warnings.append(f"{failed_packets} packet(s) could not be decoded, the first near {where}")
+    for start, end in gaps[:MAX_GAP_WARNINGS]:
+        warnings.append(f"no frames between {start:.3f} s and {end:.3f} s: data missing or damaged")
+    if len(gaps) > MAX_GAP_WARNINGS:
+        warnings.append(f"{len(gaps) - MAX_GAP_WARNINGS} more gaps in the frame timestamps")
     if skipped_order:
         warnings.append(f"{skipped_order} frame(s) without a timestamp after the previous one were skipped")
     if not truncated and _cut_short(info, pts, end_pts, time_base):
