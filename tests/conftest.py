@@ -61,3 +61,34 @@ def pg_url() -> str:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# A tiny open_clip architecture (same code paths as ViT-B-32, small widths). Tests that use it
+# run the real open_clip code with RANDOM weights: plumbing only, never retrieval quality.
+TINY_CLIP = "vi-tiny-clip"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Register the tiny architecture with open_clip (its registry is data: one JSON per model)."""
+    import json
+
+    import open_clip
+
+    path = tmp_path_factory.mktemp("clip_cfg") / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(path)
+    return TINY_CLIP
+
+
+@pytest.fixture(scope="session")
+def clip(tiny_model: str):  # noqa: ANN201 - ClipEmbedder, imported lazily
+    """A randomly initialised tiny CLIP (seeded): real code paths, meaningless vectors."""
+    from video_inst.models.clip import ClipEmbedder
+
+    return ClipEmbedder.random_init(tiny_model, "cpu", seed=0)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CLIP as TINY  # registered by the tiny_model fixture
+from conftest import TINY_CLIP_CONFIG as TINY_CONFIG
 from PIL import Image
 
 from video_inst.config import Settings
@@ -25,29 +27,7 @@ from video_inst.models.clip import (
     resolve_clip_weights,
 )
 
-TINY = "vi-tiny-clip"
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 B32_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Register the tiny architecture with open_clip (its registry is data: one JSON per model)."""
-    import open_clip
-
-    path = tmp_path_factory.mktemp("clip_cfg") / f"{TINY}.json"
-    path.write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(path)
-    return TINY
-
-
-@pytest.fixture(scope="module")
-def clip(tiny_model: str) -> ClipEmbedder:
-    return ClipEmbedder.random_init(tiny_model, "cpu", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,15 @@ def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None
         return None, exc.message
 
 
+def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | None = None) -> Analyser:
+    """An analyser with explicit models (tests pass a randomly initialised CLIP here)."""
+    dasr = dasr or load_dasr(settings)
+    reason = None
+    if clip is None:
+        clip, reason = load_clip(settings)
+    return Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
+
+
 def get_analyser(settings: Settings) -> Analyser:
     key = (
         settings.backbone,
@@ -105,11 +114,13 @@ def get_analyser(settings: Settings) -> Analyser:
     )
     with _LOCK:
         if key not in _ANALYSERS:
-            dasr = load_dasr(settings)
-            clip, reason = load_clip(settings)
-            if clip is None:
-                _warn_once(f"CLIP vectors will be missing (text search falls back to labels): {reason}")
-            _ANALYSERS[key] = Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
+            analyser = build_analyser(settings)
+            if analyser.clip is None:
+                _warn_once(
+                    "CLIP vectors will be missing (text search falls back to labels): "
+                    f"{analyser.clip_missing_reason}"
+                )
+            _ANALYSERS[key] = analyser
         return _ANALYSERS[key]
 
 
@@ -146,7 +157,10 @@ class VideoAnalysis:
         self.batch = max(1, analyser.settings.analysis_batch)
         self.warnings: list[str] = []
         if analyser.clip is None and analyser.clip_missing_reason:
-            self.warnings.append(f"CLIP vectors missing: {analyser.clip_missing_reason}")
+            self.warnings.append(
+                f"CLIP vectors missing (no weights for {clip_space_name(analyser.settings)}); "
+                "text search answers from labels until `video-inst reindex --space clip`"
+            )
         self._pending: list[tuple[Keyframe, np.ndarray]] = []
         self._shot_index: int | None = None
         self._linker: TrackLinker | None = None

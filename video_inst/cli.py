@@ -385,5 +385,52 @@ def demo() -> None:
     _print_hits(run_search(image=str(query), top_k=4))
 
 
+@main.command()
+@click.option("--space", type=click.Choice(["clip"]), required=True, help="Which vectors to add.")
+@click.option("--json", "as_json", is_flag=True)
+def reindex(space: str, as_json: bool) -> None:
+    """Add missing vectors of a model space to ingested videos (resumable; DASR is not redone)."""
+    from video_inst.reindex import reindex_clip
+
+    bar = None
+    if sys.stderr.isatty() and not as_json:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"reindex {space}", unit="video", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = reindex_clip(progress=progress)
+    except VideoInstError as exc:
+        _fail(exc)
+    finally:
+        if bar is not None:
+            bar.close()
+    data = {
+        "space": report.space,
+        "done": report.done,
+        "skipped": report.skipped,
+        "failed": [{"video_id": v, "error": e} for v, e in report.failed],
+    }
+    if as_json:
+        _emit(data)
+    else:
+        click.echo(
+            f"{report.space}: {len(report.done)} re-indexed, {len(report.skipped)} already done, "
+            f"{len(report.failed)} failed"
+        )
+        for video_id, error in report.failed:
+            click.echo(f"  video {video_id}: {error}")
+    sys.exit(1 if report.failed else 0)
+
+
+# Commands of the worker and API layers register themselves on `main`.
+from video_inst import cli_jobs  # noqa: E402, F401
+
 if __name__ == "__main__":
     main()

@@ -151,16 +151,20 @@ def analyse_shots(
     *,
     shot_indices: Sequence[int] | None = None,
     analyse: bool = True,
+    analyser: Any | None = None,
     progress: Progress | None = None,
 ) -> ChunkResult:
-    """Decode the keyframes of some shots (all by default), write thumbnails, run the models."""
+    """Decode the keyframes of some shots (all by default), write thumbnails, run the models.
+
+    ``analyser`` (video_inst.analyse.Analyser) defaults to the process's shared one.
+    """
     wanted = set(range(len(planned.plan.shots))) if shot_indices is None else set(shot_indices)
     keyframes = [k for k in planned.plan.keyframes if k.shot_index in wanted]
     analysis = None
     if analyse:
         from video_inst.analyse import VideoAnalysis, get_analyser
 
-        analysis = VideoAnalysis(get_analyser(settings), planned.plan)
+        analysis = VideoAnalysis(analyser or get_analyser(settings), planned.plan)
     thumbs = settings.thumbnail_dir
     total = max(len(keyframes), 1)
     decoded = decode_keyframes(
@@ -267,6 +271,7 @@ def ingest_path(
     force: bool = False,
     analyse: bool = True,
     require_media_root: bool = False,
+    analyser: Any | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
     """Ingest one file in this process; never raises for bad media, the result says what went wrong."""
@@ -296,7 +301,7 @@ def ingest_path(
                 result.seconds = round(time.perf_counter() - started, 3)
                 return result
         planned = plan_video(resolved, settings, progress, digest=digest)
-        chunk = analyse_shots(planned, settings, analyse=analyse, progress=progress)
+        chunk = analyse_shots(planned, settings, analyse=analyse, analyser=analyser, progress=progress)
         if progress:
             progress("commit", 0.0)
         result = commit_video(planned, [chunk], settings, catalog)

@@ -105,11 +105,7 @@ def _region_candidates(session: Session, hits: list[tuple[int, float]]) -> list[
     owners = _owners(session, (v for v, _ in hits))
     box_ids = list(set(owners.values()))
     track_of = (
-        dict(
-            session.execute(select(TrackBox.id, TrackBox.track_id).where(TrackBox.id.in_(box_ids)))
-            .tuples()
-            .all()
-        )
+        dict(session.execute(select(TrackBox.id, TrackBox.track_id).where(TrackBox.id.in_(box_ids))).all())
         if box_ids
         else {}
     )
@@ -127,13 +123,21 @@ def _region_candidates(session: Session, hits: list[tuple[int, float]]) -> list[
 class Searcher:
     """Holds the models and index store a process searches with (loaded lazily, once)."""
 
-    def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        *,
+        dasr: Any | None = None,
+        clip: Any | None = None,
+    ) -> None:
+        """``dasr`` / ``clip`` override the models the settings name (tests pass random CLIP)."""
         self.settings = settings or get_settings()
         self.catalog = catalog or get_catalog(self.settings)
-        self._dasr: Any = None
-        self._clip: Any = None
+        self._dasr: Any = dasr
+        self._clip: Any = clip
         self._clip_reason: str | None = None
-        self._clip_loaded = False
+        self._clip_loaded = clip is not None
         self._labels: Any = None
 
     # --- lazily loaded parts ---------------------------------------------------------
@@ -344,11 +348,7 @@ class Searcher:
                     best_boxes[b.track_id] = b
         kf_ids = {b.keyframe_id for b in list(boxes.values()) + list(best_boxes.values())}
         kf_time = (
-            dict(
-                session.execute(select(Keyframe.id, Keyframe.time_s).where(Keyframe.id.in_(kf_ids)))
-                .tuples()
-                .all()
-            )
+            dict(session.execute(select(Keyframe.id, Keyframe.time_s).where(Keyframe.id.in_(kf_ids))).all())
             if kf_ids
             else {}
         )
@@ -404,7 +404,7 @@ def _rrf_by_shot(session: Session, rankings: list[list[_Candidate]]) -> list[_Ca
     """
     track_ids = {c.track_id for ranking in rankings for c in ranking}
     shot_of = (
-        dict(session.execute(select(Track.id, Track.shot_id).where(Track.id.in_(track_ids))).tuples().all())
+        dict(session.execute(select(Track.id, Track.shot_id).where(Track.id.in_(track_ids))).all())
         if track_ids
         else {}
     )
