@@ -1,0 +1,195 @@
+"""``POST /search`` and ``POST /export``: one query body (JSON, or multipart with an image), one search.
+
+The body is read here rather than by FastAPI because the same endpoint takes JSON and
+multipart; both are validated by ``schemas.SearchRequest``. The search itself (model,
+FAISS, SQL) runs in the threadpool through ``video_inst.search.search``, whose shared
+``Searcher`` loads the models once per process.
+
+Example::
+
+    curl -s localhost:8000/search -H 'content-type: application/json' -d '{"text": "bird", "top_k": 5}'
+    curl -s localhost:8000/search -F image=@query.jpg -F box=10,20,200,180
+    curl -s 'localhost:8000/export?format=edl' -F image=@query.jpg -o hits.edl
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from video_inst.api.deps import ApiState, get_state, root_of
+from video_inst.api.errors import ApiError
+from video_inst.api.ingest_runner import safe_filename
+from video_inst.api.schemas import (
+    ExportFormat,
+    SearchRequest,
+    SearchResponse,
+    error_responses,
+    search_body_openapi,
+)
+from video_inst.api.serialise import search_json
+
+router = APIRouter(tags=["search"])
+
+_FORM_FIELDS = set(SearchRequest.model_fields) | {"image", "box"}
+
+
+class SearchBody:
+    """A parsed search body: the validated fields, and the query image bytes and box text if any."""
+
+    def __init__(self, fields: SearchRequest, image: bytes | None, image_name: str | None, box: str | None):
+        self.fields = fields
+        self.image = image
+        self.image_name = image_name
+        self.box = box
+
+
+def _validated(data: Any) -> SearchRequest:
+    try:
+        return SearchRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+async def read_search_body(request: Request) -> SearchBody:
+    """JSON → SearchRequest; multipart / urlencoded → the same fields plus ``image`` and ``box``."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return await _read_form(request)
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the query as application/json or multipart/form-data, not {ctype}",
+        )
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(422, "invalid_request", 'empty body: send a JSON object such as {"text": "bird"}')
+    try:
+        fields = SearchRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    return SearchBody(fields, None, None, None)
+
+
+async def _read_form(request: Request) -> SearchBody:
+    form = await request.form(max_files=1, max_fields=100)
+    unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+    if unknown:
+        raise ApiError(422, "invalid_request", f"unknown form fields: {', '.join(unknown)}")
+    image: bytes | None = None
+    image_name: str | None = None
+    upload = form.get("image")
+    if isinstance(upload, UploadFile):
+        image = await upload.read()
+        image_name = safe_filename(upload.filename) if upload.filename else None
+        if not image and not upload.filename:
+            image = None  # an empty file input of an HTML form: no image
+    elif isinstance(upload, str) and upload:
+        raise ApiError(422, "invalid_request", "image must be a file part (multipart), not a text field")
+    data: dict[str, Any] = {}
+    for name in SearchRequest.model_fields:
+        values = [v for v in form.getlist(name) if isinstance(v, str) and v.strip() != ""]
+        if not values:
+            continue
+        if name == "video_ids":
+            data[name] = [p.strip() for v in values for p in v.split(",") if p.strip()]
+        elif name == "time_range":
+            data[name] = [p.strip() for p in values[0].split(",")] if len(values) == 1 else values
+        else:
+            data[name] = values[0]
+    box = form.get("box")
+    box_text = box if isinstance(box, str) and box.strip() else None
+    await form.close()
+    return SearchBody(_validated(data), image, image_name, box_text)
+
+
+def run_query(body: SearchBody, state: ApiState) -> Any:
+    """Decode the image (if any), build the Query and search (blocking: call in the threadpool)."""
+    from video_inst.media.images import load_image, parse_box
+    from video_inst.search import search
+
+    image = load_image(body.image, name=body.image_name) if body.image is not None else None
+    query = body.fields.to_query(image=image, box=parse_box(body.box), settings=state.settings)
+    return search(query, settings=state.settings)
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    openapi_extra=search_body_openapi(),
+    responses=error_responses(400, 404, 413, 415, 422, 503),
+    summary="Find the shots that contain an object (image + box), a subject (text) or a track",
+)
+async def search_endpoint(request: Request, state: ApiState = Depends(get_state)) -> JSONResponse:
+    body = await read_search_body(request)
+    result = await run_in_threadpool(run_query, body, state)
+    return JSONResponse(search_json(result, root_of(request)))
+
+
+def _export_responses() -> dict[int | str, dict[str, Any]]:
+    """The 200 of the export endpoints: one media type per format (OTIO JSON is a JSON object)."""
+    from video_inst.export import FORMATS
+
+    types = {
+        media_type: {"schema": {"type": "object"} if "json" in media_type else {"type": "string"}}
+        for media_type, _ in FORMATS.values()
+    }
+    return {200: {"description": "The file, as an attachment", "content": types}}
+
+
+def attachment(data: bytes, fmt: str, stem: str) -> Response:
+    """The export file with its media type and a download file name."""
+    from video_inst.export import FORMATS
+
+    media_type, extension = FORMATS[fmt]
+    name = safe_filename(stem).replace(" ", "_") or "video_inst"
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{extension}"'},
+    )
+
+
+@router.post(
+    "/export",
+    response_class=Response,
+    openapi_extra=search_body_openapi(),
+    responses={**_export_responses(), **error_responses(400, 404, 413, 415, 422, 503)},
+    summary="The hits of a search as an OTIO, EDL, FCPXML, FCP7 XML or CSV file",
+)
+async def export_endpoint(
+    request: Request,
+    format: Annotated[ExportFormat, Query(description="File format")],
+    title: Annotated[str | None, Query(max_length=200, description="Timeline name")] = None,
+    state: ApiState = Depends(get_state),
+) -> Response:
+    from video_inst.export import export_hits
+
+    body = await read_search_body(request)
+    result = await run_in_threadpool(run_query, body, state)
+    name = _printable(title or "") or _default_title(body)
+    data = await run_in_threadpool(export_hits, result.hits, format, title=name)
+    return attachment(data, format, name)
+
+
+def _printable(text: str) -> str:
+    """Timeline names go into XML and EDL headers: no control characters."""
+    return "".join(c for c in text if c.isprintable()).strip()
+
+
+def _default_title(body: SearchBody) -> str:
+    parts = []
+    if body.image is not None:
+        parts.append(body.image_name or "image")
+    if body.fields.text:
+        parts.append(_printable(body.fields.text)[:60])
+    if body.fields.track_id is not None:
+        parts.append(f"like track {body.fields.track_id}")
+    return " + ".join(parts) or "video_inst search"

@@ -1,0 +1,276 @@
+"""Pydantic request and response models of the HTTP API: the OpenAPI schema clients read.
+
+Requests are validated here (types, ranges, unknown fields) before anything reaches the
+library; responses are documented here and built as plain dicts by ``serialise``.
+
+Example::
+
+    SearchRequest.model_validate({"text": "bird", "top_k": 5}).to_query(image=None, box=None, settings=s)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from video_inst.config import Settings
+
+MAX_ID = 2**53 - 1  # ids the API takes: exact in JSON and JavaScript; larger ones are refused (422)
+MAX_OFFSET = 1_000_000
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+ExportFormat = Literal["otio", "edl", "fcpxml", "fcp7", "csv"]
+
+
+# A query needs something to search with (Query.validate says so too); the schema tells clients.
+NEEDS_TEXT: dict[str, Any] = {
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "pattern": r"\S"}},
+}
+NEEDS_TRACK: dict[str, Any] = {"required": ["track_id"], "properties": {"track_id": {"type": "integer"}}}
+
+
+class SearchRequest(BaseModel):
+    """The query fields shared by ``POST /search`` and ``POST /export`` (JSON or multipart)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [NEEDS_TEXT, NEEDS_TRACK]})
+
+    text: Text | None = Field(None, description="Described subject, e.g. 'a red umbrella'.")
+    track_id: Id | None = Field(None, description="More like this: a stored track as the query.")
+    top_k: int | None = Field(None, ge=1, description="Shots to return (default: default_top_k).")
+    min_score: Finite | None = None
+    video_ids: list[Id] | None = Field(None, max_length=10_000, description="Only these videos.")
+    label: Text | None = Field(None, description="Only tracks carrying this label, e.g. 'bird'.")
+    time_range: tuple[Finite, Finite] | None = Field(None, description="[start_s, end_s] in each video.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many shots (paging).")
+
+    def to_query(self, *, image: np.ndarray | None, box: Any, settings: Settings) -> Any:
+        from video_inst.search import Query
+
+        return Query(
+            image=image,
+            box=box,
+            text=self.text,
+            track_id=self.track_id,
+            top_k=self.top_k or settings.default_top_k,
+            min_score=self.min_score,
+            video_ids=self.video_ids or None,
+            label=self.label,
+            time_range=self.time_range,
+            offset=self.offset,
+        )
+
+
+def search_form_schema() -> dict[str, Any]:
+    """The multipart form of ``/search`` and ``/export`` (an image, a box and the same fields)."""
+    ints = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "format": "binary", "description": "Query photo or frame."},
+            "box": {"type": "string", "description": "x0,y0,x1,y1 in image pixels (default: whole image)."},
+            "text": {"type": "string", "maxLength": 2000},
+            "track_id": ints,
+            "top_k": {"type": "integer", "minimum": 1},
+            "min_score": {"type": "number"},
+            "video_ids": {"type": "array", "items": ints, "description": "Repeat the field, or '1,2,3'."},
+            "label": {"type": "string", "maxLength": 2000},
+            "time_range": {"type": "string", "description": "start_s,end_s"},
+            "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        },
+        "additionalProperties": False,
+        "anyOf": [{"required": ["image"]}, NEEDS_TEXT, NEEDS_TRACK],
+    }
+
+
+def limit_top_k(schema: dict[str, Any], max_top_k: int) -> None:
+    """Put the server's ``max_top_k`` into the top_k of a search body schema (JSON or form)."""
+    top_k = schema.get("properties", {}).get("top_k", {})
+    for branch in [top_k, *top_k.get("anyOf", [])]:
+        if branch.get("type") == "integer":
+            branch["maximum"] = max_top_k
+
+
+def search_body_openapi() -> dict[str, Any]:
+    """``openapi_extra`` of the endpoints that read a search body themselves (JSON or multipart)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+                "multipart/form-data": {"schema": search_form_schema()},
+            },
+        }
+    }
+
+
+class ShotRefOut(BaseModel):
+    index: int
+    start_s: float
+    end_s: float
+    start_tc: str
+    end_tc: str
+
+
+class HitOut(BaseModel):
+    """A hit as in the CLI JSON, plus where its thumbnail is."""
+
+    video_id: int
+    path: str
+    shot: ShotRefOut
+    start_s: float
+    end_s: float
+    keyframe_s: float
+    box: list[float] = Field(description="x0, y0, x1, y1 in source pixels at keyframe_s ([] if none)")
+    score: float
+    track_id: int | None
+    mode: str
+    labels: list[list[Any]] = Field(description="[[label, probability], ...]")
+    keyframe_id: int | None
+    thumbnail_url: str | None = Field(description="JPEG of the keyframe (None when the hit has none)")
+
+
+class HitVideoOut(BaseModel):
+    """What the page needs to draw a video's timeline and play it."""
+
+    video_id: int
+    path: str
+    duration_s: float
+    width: int
+    height: int
+    frame_rate: str
+    start_timecode: str | None
+    media_url: str
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    mode: str = Field(description="image | text | labels | track | image+text ...")
+    notes: list[str]
+    videos: dict[str, HitVideoOut] = Field(description="The videos of the hits, by video id.")
+
+
+class KeyframeOut(BaseModel):
+    keyframe_id: int
+    time_s: float
+    frame: int
+    thumbnail_url: str | None
+
+
+class ShotOut(BaseModel):
+    index: int
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    start_tc: str
+    end_tc: str
+    keyframes: list[KeyframeOut]
+
+
+class VideoOut(BaseModel):
+    video_id: int
+    path: str
+    status: str
+    error: str | None
+    content_hash: str | None
+    size_bytes: int | None
+    container: str | None
+    codec: str | None
+    width: int | None
+    height: int | None
+    frame_rate: str | None
+    duration_s: float | None
+    frame_count: int | None
+    start_timecode: str | None
+    variable_frame_rate: bool | None
+    truncated: bool | None
+    warnings: list[Any]
+    media_url: str
+    counts: dict[str, int] | None = Field(None, description="shots, keyframes, tracks, vectors (detail only)")
+
+
+class TrackBoxOut(BaseModel):
+    keyframe_id: int
+    time_s: float
+    box: list[float]
+    score: float
+    thumbnail_url: str | None
+
+
+class TrackOut(BaseModel):
+    track_id: int
+    video_id: int
+    shot_index: int
+    is_frame: bool
+    start_s: float
+    end_s: float
+    score: float
+    labels: list[list[Any]]
+    best_keyframe_id: int | None
+    boxes: list[TrackBoxOut]
+
+
+class JobOut(BaseModel):
+    job_id: str
+    kind: str
+    status: str
+    path: str | None
+    video_id: int | None
+    parent_id: str | None
+    progress: float
+    counts: dict[str, Any]
+    error: str | None
+    callback_url: str | None
+    task_id: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")] = Field(
+        description="A file under the configured media roots."
+    )
+    force: bool = Field(False, description="Ingest again even if this content is in the catalog.")
+    analyse: bool = Field(True, description="False: shots and keyframes only.")
+    callback_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        None, description="POSTed the job JSON when the job ends."
+    )
+
+
+class DeletedOut(BaseModel):
+    deleted: int
+
+
+class IndexHealth(BaseModel):
+    space_id: int
+    kind: str
+    vectors: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    videos: int
+    indexes: list[IndexHealth]
+    ingest: str = Field(description="'queue' (Celery workers) or 'thread' (in this process)")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: the error statuses it documents, all with the JSON error shape."""
+    return {status: {"model": ErrorOut} for status in statuses}

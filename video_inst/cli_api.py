@@ -1,0 +1,107 @@
+"""``video-inst serve`` (the HTTP API and search page) and ``video-inst export`` (hits or tracks as a file).
+
+Registered on the main group when ``video_inst.cli`` imports this module. ``export`` runs
+the same search as ``video-inst search`` (``run_search``) and writes it through
+``video_inst.export``, exactly what ``POST /export`` answers.
+
+Example::
+
+    video-inst serve --host 0.0.0.0 --port 8000
+    video-inst export --format edl --image query.jpg --box 10,20,200,180 -o hits.edl
+    video-inst export --format fcp7 --video-tracks 3 -o tracks.xml
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from video_inst.cli import main, run_search
+from video_inst.config import get_settings
+from video_inst.errors import VideoInstError
+
+EXPORT_FORMATS = ["otio", "edl", "fcpxml", "fcp7", "csv"]
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--ingest",
+    "ingest_mode",
+    type=click.Choice(["auto", "queue", "thread"]),
+    default="auto",
+    show_default=True,
+    help="queue: Celery workers ingest; thread: this process does; auto: queue when a broker is set.",
+)
+@click.option("--root-path", default="", help="URL prefix when served behind a proxy, e.g. /vi.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, ingest_mode: str, root_path: str, log_level: str) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the search page at / with uvicorn."""
+    import uvicorn
+
+    from video_inst.api.app import create_app
+
+    settings = get_settings()
+    app = create_app(settings, ingest_mode=None if ingest_mode == "auto" else ingest_mode, warm=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
+        click.echo(
+            "warning: listening beyond this machine without VIDEO_INST_API_TOKEN: "
+            "anyone who can reach it can ingest and delete",
+            err=True,
+        )
+    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level=log_level)
+
+
+@main.command("export")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="File format.")
+@click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
+@click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")
+@click.option("--text", help="Described subject, e.g. 'a red umbrella'.")
+@click.option("--track", type=int, help="More like this: a stored track id as the query.")
+@click.option("--top-k", type=int, help="Number of shots to export.")
+@click.option("--min-score", type=float)
+@click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable.")
+@click.option("--label", help="Only tracks carrying this label (e.g. bird).")
+@click.option("--video-tracks", help="Instead of a search: every track of this video (id or path).")
+@click.option("--title", help="Timeline name (default: from the query).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default: stdout).")
+def export_command(
+    fmt: str, video_tracks: str | None, title: str | None, output: Path | None, **options: Any
+) -> None:
+    """Write search hits (or a video's tracks) as OTIO, CMX3600 EDL, FCPXML, FCP7 XML or CSV."""
+    try:
+        data = export_bytes(fmt, video_tracks=video_tracks, title=title, **options)
+    except VideoInstError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(data)
+        click.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+
+
+def export_bytes(fmt: str, *, video_tracks: str | None, title: str | None, **options: Any) -> bytes:
+    """The export file: tracks of one video, or the hits of the search the options describe."""
+    from video_inst.export import export_hits, export_tracks
+
+    if video_tracks:
+        from video_inst.api.routes.videos import track_rows
+        from video_inst.api.serialise import video_ref
+        from video_inst.catalog import repo
+        from video_inst.catalog.db import get_catalog
+
+        with get_catalog().session() as s:
+            video = repo.find_video(s, ref=video_tracks)
+            ref, rows = video_ref(video), track_rows(s, video.id)
+        return export_tracks(ref, rows, fmt, title=title or f"{Path(ref.path).stem} tracks")
+    result = run_search(**options)
+    default = (
+        " + ".join(str(v) for v in (options.get("image"), options.get("text")) if v) or "video_inst search"
+    )
+    return export_hits(result.hits, fmt, title=title or default)
