@@ -128,11 +128,22 @@ def archive_throughput(
             _cleanup(broker, prefix)
 
 
-def ping_overhead(name: str, broker: str, n: int) -> None:
+# (name, broker, result backend or None for the default)
+PINGS = [
+    ("redis", BROKERS["redis"], None),
+    ("rabbitmq", BROKERS["rabbitmq"], None),  # results in SQL (polled): the default without Redis
+    ("rabbitmq+redis-results", BROKERS["rabbitmq"], BROKERS["redis"]),
+    ("embedded", BROKERS["embedded"], None),
+]
+
+
+def ping_overhead(name: str, broker: str, backend: str | None, n: int) -> None:
     with tempfile.TemporaryDirectory(prefix="vi-bench-") as tmp:
         tmp_path = Path(tmp)
         prefix = f"bench{uuid.uuid4().hex[:6]}-"
         env = _env(tmp_path / "home", broker, prefix, tmp_path, {})
+        if backend:
+            env["VIDEO_INST_RESULT_BACKEND"] = backend
         settings = _settings(env)
         app = client_app(settings)
         worker = WorkerProcess(env, log_path=tmp_path / "w.log", pool="solo", name="ping")
@@ -146,7 +157,7 @@ def ping_overhead(name: str, broker: str, n: int) -> None:
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
             print(
-                f"ping     broker={name:9} n={n}  median={statistics.median(times):.1f} ms  "
+                f"ping     {name:22} n={n}  median={statistics.median(times):.1f} ms  "
                 f"p90={times[int(0.9 * (n - 1))]:.1f} ms  mean={statistics.fmean(times):.1f} ms",
                 flush=True,
             )
@@ -181,8 +192,8 @@ def main() -> None:
     if not args.skip_archive:
         for n in (int(x) for x in args.workers.split(",")):
             archive_throughput(n, BROKERS[args.broker], args.analyse, extra, files)
-    for name in ("redis", "rabbitmq", "embedded"):
-        ping_overhead(name, BROKERS[name], args.pings)
+    for name, broker, backend in PINGS if args.pings > 0 else []:
+        ping_overhead(name, broker, backend, args.pings)
 
 
 if __name__ == "__main__":

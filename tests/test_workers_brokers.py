@@ -250,10 +250,10 @@ def test_archive_through_a_worker_reports_and_skips_on_second_run(
     assert (report2["ingested"], report2["skipped"], report2["failed"]) == (0, 3, 3)
 
 
-def test_embedded_broker_needs_no_server_and_soft_limit_fails_the_job(
+def test_embedded_broker_needs_no_server_and_time_limits_fail_the_job(
     tmp_path: Path, shared_media: Path
 ) -> None:
-    """SQLite broker, results and catalog under the data dir; a chunk over its soft limit fails the job."""
+    """SQLite broker, results and catalog in the data dir; a task over a soft or hard limit fails its job."""
     stack = Stack(tmp_path, shared_media, f"sqla+sqlite:///{tmp_path / 'home' / 'broker.sqlite3'}", None)
     limits = {"VIDEO_INST_TASK_SOFT_TIME_LIMIT_S": "6"}
     try:
@@ -262,7 +262,7 @@ def test_embedded_broker_needs_no_server_and_soft_limit_fails_the_job(
         [ok] = enqueue_ingest([shared_media / "clips" / "realshort.mp4"], analyse=False, settings=settings)
         [job] = wait_jobs([ok], timeout_s=90, settings=settings, catalog=catalog)
         assert job["status"] == "done", stack.logs()
-        stack.workers[0].stop()
+        stack.workers[-1].kill()  # idle: nothing in flight
         stack.worker("slow", VIDEO_INST_CHUNK_DELAY_S="10", **limits)
         [slow] = enqueue_ingest(
             [shared_media / "clips" / "sintel_snow.mp4"], analyse=False, settings=settings
@@ -270,6 +270,11 @@ def test_embedded_broker_needs_no_server_and_soft_limit_fails_the_job(
         [job] = wait_jobs([slow], timeout_s=120, settings=settings, catalog=catalog)
         assert job["status"] == "failed" and "soft time limit of 6 s" in job["error"], stack.logs()
         assert job["counts"]["chunks_done"] == 0
+        stack.workers[-1].kill()  # idle: nothing in flight
+        stack.worker("killed", VIDEO_INST_CHUNK_DELAY_S="30", VIDEO_INST_TASK_TIME_LIMIT_S="5")
+        [hard] = enqueue_ingest([shared_media / "clips" / "flower.mp4"], analyse=False, settings=settings)
+        [job] = wait_jobs([hard], timeout_s=120, settings=settings, catalog=catalog)
+        assert job["status"] == "failed" and "hard time limit of 5 s" in job["error"], stack.logs()
     finally:
         stack.close()
 

@@ -64,10 +64,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {"visibility_timeout": visibility}
     if broker.startswith("sqla+"):
         transport = {}  # kombu hands these to create_engine; the embedded broker polls every second
+    backend = result_backend_url(settings)
+    soft = settings.task_soft_time_limit_s
+    if "sqlite:///" in broker + backend:
         settings.home.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": broker,
-        "result_backend": result_backend_url(settings),
+        "result_backend": backend,
         "task_default_queue": queue_name(settings, "ingest"),
         "task_routes": {name: {"queue": queue_name(settings, q)} for name, q in ROUTES.items()},
         "task_create_missing_queues": True,
@@ -75,7 +78,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        # A soft limit at or above the hard one could never act first: none then.
+        "task_soft_time_limit": soft if soft < settings.task_time_limit_s else None,
         "task_time_limit": settings.task_time_limit_s,
         "task_track_started": True,
         "task_serializer": "json",

@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 from celery import Task, chord
+from celery.signals import task_failure
 
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.config import Settings, get_settings
@@ -196,3 +197,40 @@ def notify(job_id: str) -> str:
 @app.task(name="video_inst.ping")
 def ping() -> str:
     return "pong"
+
+
+def _job_of(name: str, task_id: str | None, args: tuple, kwargs: dict) -> str | None:
+    """The job a failed task worked for, from its arguments."""
+    if name in ("video_inst.ingest", "video_inst.ingest_archive"):
+        return kwargs.get("job_id") or (args[4] if len(args) > 4 else None) or task_id
+    if name == "video_inst.ingest_chunk":
+        return kwargs.get("job_id") or (args[0] if args else None)
+    if name == "video_inst.ingest_commit":
+        return kwargs.get("job_id") or (args[1] if len(args) > 1 else None)
+    return None
+
+
+@task_failure.connect
+def _fail_job_of_failed_task(
+    sender: Task | None = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: tuple | None = None,
+    kwargs: dict | None = None,
+    **_: Any,
+) -> None:
+    """A task that failed outright (hard time limit, an error escaping it) must not leave its job running."""
+    name = getattr(sender, "name", "") or ""
+    job_id = _job_of(name, task_id, tuple(args or ()), dict(kwargs or {}))
+    if not job_id:
+        return
+    settings, catalog = _context()
+    job = state.get_job(catalog, job_id)
+    if job is None or job["status"] in state.TERMINAL:
+        return
+    reason = pipeline.describe(exception, settings) if exception else f"{name} failed"
+    if job["kind"] == "archive":
+        state.end_job(catalog, job_id, status="failed", error=reason)
+        return
+    finished = pipeline.fail_ingest(job_id, reason, settings=settings, catalog=catalog, path=job["path"])
+    _notify_later(finished.notify, settings)

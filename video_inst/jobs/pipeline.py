@@ -103,6 +103,9 @@ def describe(exc: BaseException, settings: Settings | None = None) -> str:
     if type(exc).__name__ == "SoftTimeLimitExceeded":
         limit = f" of {settings.task_soft_time_limit_s} s" if settings else ""
         return f"stopped by the soft time limit{limit} (VIDEO_INST_TASK_SOFT_TIME_LIMIT_S)"
+    if type(exc).__name__ == "TimeLimitExceeded":
+        limit = f" of {settings.task_time_limit_s} s" if settings else ""
+        return f"killed by the hard time limit{limit} (VIDEO_INST_TASK_TIME_LIMIT_S)"
     if isinstance(exc, VideoInstError):
         return exc.message
     if isinstance(exc, PermissionError):
@@ -272,6 +275,8 @@ def start_ingest(
         staged = staging.load(plan_file)
         if staged.digest == digest and staged.path == resolved:
             planned = staged
+        else:  # the file changed since: chunks staged from the old plan must go too
+            staging.remove(settings, job_id)
     if planned is None:
         planned = plan_video(resolved, settings, digest=digest)
         staging.save(plan_file, planned)
