@@ -9,6 +9,7 @@ fresh PostgreSQL database (or SQLite) as the catalog. Tasks are sent by name fro
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -64,7 +65,7 @@ class Stack:
             "VIDEO_INST_BROKER_URL": broker,
             "VIDEO_INST_RESULT_BACKEND": self.backend,
             "VIDEO_INST_QUEUE_PREFIX": self.prefix,
-            "VIDEO_INST_MEDIA_ROOTS": json.dumps([str(shared_media), str(tmp_path / "archive")]),
+            "VIDEO_INST_MEDIA_ROOTS": os.pathsep.join([str(shared_media), str(tmp_path / "archive")]),
             "VIDEO_INST_CHUNK_KEYFRAMES": "8",
             **env,
         }

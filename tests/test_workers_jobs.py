@@ -7,6 +7,7 @@ callbacks. The same library functions run inside the Celery tasks (test_workers_
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def roots(vi_home: Path, tmp_path: Path, shared_media: Path, monkeypatch: pytest
     """Media roots: the shared media and a scratch archive folder; returns the archive folder."""
     archive_dir = tmp_path / "archive"
     archive_dir.mkdir()
-    monkeypatch.setenv("VIDEO_INST_MEDIA_ROOTS", json.dumps([str(shared_media), str(archive_dir)]))
+    monkeypatch.setenv("VIDEO_INST_MEDIA_ROOTS", os.pathsep.join([str(shared_media), str(archive_dir)]))
     monkeypatch.setenv("VIDEO_INST_CHUNK_KEYFRAMES", "8")
     get_settings.cache_clear()
     return archive_dir

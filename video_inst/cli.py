@@ -105,9 +105,32 @@ class _Bar:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line per video.")
 @click.option("--force", is_flag=True, help="Ingest again even if this content is in the catalog.")
 @click.option("--no-analyse", is_flag=True, help="Shots and keyframes only (no DASR / CLIP).")
-def ingest(paths: tuple[Path, ...], as_json: bool, force: bool, no_analyse: bool) -> None:
-    """Ingest video files in this process and wait."""
+@click.option("--async", "run_async", is_flag=True, help="Queue the files for the workers; print job ids.")
+@click.option("--callback-url", help="With --async: POST the job's JSON here when it ends.")
+def ingest(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    force: bool,
+    no_analyse: bool,
+    run_async: bool,
+    callback_url: str | None,
+) -> None:
+    """Ingest video files in this process and wait (or queue them with --async)."""
     from video_inst.ingest import ingest_path
+
+    if run_async:
+        from video_inst.jobs import enqueue_ingest
+
+        try:
+            ids = enqueue_ingest(paths, force=force, analyse=not no_analyse, callback_url=callback_url)
+        except VideoInstError as exc:
+            _fail(exc)
+        for path, job_id in zip(paths, ids):
+            if as_json:
+                _emit({"job_id": job_id, "path": str(path), "status": "queued"})
+            else:
+                click.echo(job_id)
+        return
 
     any_failed = False
     show_bar = sys.stderr.isatty()

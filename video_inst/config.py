@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -46,7 +47,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
     broker_url: str | None = Field(None, description="Celery broker; default SQLAlchemy transport on SQLite.")
     result_backend: str | None = None
-    media_roots: list[Path] = Field(default_factory=list, description="Folders tasks and the API may read.")
+    media_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Folders tasks and the API may read (os.pathsep-separated in env)."
+    )
 
     # --- shot plan -----------------------------------------------------------
     shot_detector: Literal["content", "adaptive", "threshold", "hash", "histogram"] = "adaptive"
@@ -76,7 +79,9 @@ class Settings(BaseSettings):
 
     # --- API -----------------------------------------------------------------
     api_token: str | None = Field(None, description="Bearer token for endpoints that change state.")
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated in env."
+    )
     max_upload_mb: int = 2048
 
     # --- workers (Celery; docs/WORKERS.md) -----------------------------------
