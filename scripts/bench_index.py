@@ -13,6 +13,7 @@ Usage::
 
     .venv/bin/python scripts/bench_index.py                          # 100k x 512
     .venv/bin/python scripts/bench_index.py --n 1000000 --queries 200 --store-n 0
+    .venv/bin/python scripts/bench_index.py --factories HNSW32 --ef-sweep 64,128,256,512,1024
     .venv/bin/python scripts/bench_index.py --factories 'Flat;IVF1024,PQ64' --threads 1
 """
 
@@ -94,15 +95,7 @@ def bench_factory(
     grown = rss_bytes() - before
     estimate = estimate_bytes(factory, n, dim)
     index.search(queries[:5], args.k, fetch=fetch)  # warm-up
-    times = []
-    found = np.empty((len(queries), args.k), dtype=np.int64)
-    for row, q in enumerate(queries):
-        t = time.perf_counter()
-        _, hit = index.search(q[None, :], args.k, fetch=fetch)
-        times.append(time.perf_counter() - t)
-        found[row] = hit[0]
-    p50, p95 = percentiles(times)
-    rec = recall_at(found, truth)
+    p50, p95, rec = timed_search(index, queries, truth, fetch, args.k)
     raw = ""
     if index.approximate:
         _, plain = index.search(queries, args.k)  # no re-ranking: what the ANN alone returns
@@ -113,8 +106,30 @@ def bench_factory(
         f"recall@{args.k} {rec:.3f}  (no re-rank {raw or '-'})  oversample {index.oversample}",
         flush=True,
     )
+    if args.ef_sweep and "HNSW" in factory:
+        for ef in (int(x) for x in args.ef_sweep.split(",")):
+            index.set_tuning(oversample=args.oversample, ef_search=ef)
+            p50, p95, rec = timed_search(index, queries, truth, fetch, args.k)
+            print(
+                f"{'':<16} efSearch {ef:5d}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  recall@{args.k} {rec:.3f}"
+            )
     del index
     gc.collect()
+
+
+def timed_search(
+    index: VectorIndex, queries: np.ndarray, truth: np.ndarray, fetch, k: int
+) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """Single-query latency p50 / p95 (ms) and recall@k of one index as tuned now."""
+    times = []
+    found = np.empty((len(queries), k), dtype=np.int64)
+    for row, q in enumerate(queries):
+        t = time.perf_counter()
+        _, hit = index.search(q[None, :], k, fetch=fetch)
+        times.append(time.perf_counter() - t)
+        found[row] = hit[0]
+    p50, p95 = percentiles(times)
+    return p50, p95, recall_at(found, truth)
 
 
 def bench_store(args: argparse.Namespace) -> None:
@@ -194,6 +209,9 @@ def main() -> None:
         help="';'-separated FAISS factory strings; 'ivfpq' = what choose_factory picks for N",
     )
     parser.add_argument("--oversample", type=int, default=None, help="re-rank candidates per result")
+    parser.add_argument(
+        "--ef-sweep", default="", help="HNSW: also time these efSearch values, e.g. 64,256,1024"
+    )
     parser.add_argument("--train-max", type=int, default=200_000, help="training sample of IVF / PQ")
     parser.add_argument("--threads", type=int, default=0, help="FAISS OpenMP threads (0 = FAISS default)")
     parser.add_argument(

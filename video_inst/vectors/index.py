@@ -96,7 +96,7 @@ class VectorIndex:
         factory: str = "Flat",
         *,
         oversample: int | None = None,
-        ef_search: int = 128,
+        ef_search: int = 256,
         nprobe: int | None = None,
         exact_subset_max: int = 20_000,
     ) -> None:
@@ -135,7 +135,7 @@ class VectorIndex:
         self,
         *,
         oversample: int | None = None,
-        ef_search: int = 128,
+        ef_search: int = 256,
         nprobe: int | None = None,
         exact_subset_max: int = 20_000,
     ) -> None:

@@ -123,7 +123,7 @@ class IndexStore:
         settings: Settings | None = None,
         *,
         oversample: int | None = None,
-        ef_search: int = 128,
+        ef_search: int = 256,
         nprobe: int | None = None,
         exact_subset_max: int = 20_000,
         lock_timeout_s: float = 600.0,
