@@ -102,7 +102,8 @@ def test_timeline_exports_put_clips_and_markers_on_the_right_frames(
             stored = dict(clip.markers[0].metadata["video_inst"]["hit"])
             expected = {k: v for k, v in hit.items() if k != "thumbnail_url"}
             assert stored["track_id"] == expected["track_id"]
-            assert stored["box"] == expected["box"]
+            assert list(stored["box"]) == expected["box"]
+            assert stored["keyframe_s"] == expected["keyframe_s"] and stored["score"] == expected["score"]
             assert clip.media_reference.target_url.endswith("sintel_snow.mp4")
 
 
@@ -193,3 +194,30 @@ def test_export_body_errors_match_search(live_api: LiveApi) -> None:
     assert too_many.status_code == 422 and error_of(too_many)["code"] == "invalid_query"
     unknown = httpx.get(live_api.url("/videos/987654/tracks/export?format=csv"), timeout=10)
     assert unknown.status_code == 404 and error_of(unknown)["code"] == "not_found"
+
+
+def test_cli_tracks_export_is_the_api_file(
+    live_api: LiveApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from video_inst.cli import main
+    from video_inst.config import get_settings
+
+    video_id = live_api.videos["sintel_snow.mp4"]
+    over_http = httpx.get(live_api.url(f"/videos/{video_id}/tracks/export?format=csv"), timeout=30).content
+    monkeypatch.setenv("VIDEO_INST_HOME", str(live_api.settings.home))
+    for var in ("VIDEO_INST_DATABASE_URL", "VIDEO_INST_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "tracks.csv"
+        result = CliRunner().invoke(
+            main, ["export", "--format", "csv", "--video-tracks", str(video_id), "-o", str(out)]
+        )
+        missing = CliRunner().invoke(main, ["export", "--format", "csv", "--video-tracks", "987654"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == over_http
+    assert missing.exit_code == 1 and "987654" in missing.output

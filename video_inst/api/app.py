@@ -47,15 +47,16 @@ Errors are `{"error": {"code": .., "message": ..}}`.
 
 
 def warm_up(settings: Settings) -> None:
-    """Load the search model now rather than on the first query (runs on a background thread)."""
+    """Load the search models (DASR, the label matcher) now rather than on the first queries."""
     import numpy as np
 
     from video_inst.search import Query, search
 
-    try:
-        search(Query(image=np.zeros((64, 64, 3), dtype=np.uint8), top_k=1), settings=settings)
-    except Exception:  # noqa: BLE001 - a cold first query is all that is lost
-        log.warning("search warm-up failed", exc_info=True)
+    for query in (Query(image=np.zeros((64, 64, 3), dtype=np.uint8), top_k=1), Query(text="bird", top_k=1)):
+        try:
+            search(query, settings=settings)
+        except Exception:  # noqa: BLE001 - a cold first query is all that is lost
+            log.warning("search warm-up failed", exc_info=True)
 
 
 def document_errors(app: FastAPI, max_top_k: int) -> None:
