@@ -78,7 +78,6 @@ class Stack:
     def settings(self) -> Settings:
         """The same settings in this process (to queue from here and to read the catalog)."""
         values = {k.removeprefix("VIDEO_INST_").lower(): v for k, v in self.env.items()}
-        values["media_roots"] = json.loads(values["media_roots"])
         return Settings(**values)
 
     @property

@@ -393,19 +393,19 @@ def store_analyses(
         # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
         import open_clip
 
-        config = open_clip.get_model_config(analyser.settings.clip_model) or {}
-        clip_space = store.ensure_space(
-            session,
-            name=clip_space_name(analyser.settings),
-            family="clip",
-            dim=int(config.get("embed_dim", 0)),
-            params={},
-        )
-        session.add(
-            VideoSpace(
-                video_id=video.id, space_id=clip_space.id, status="missing", note=analyser.clip_missing_reason
+        dim = int((open_clip.get_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
+        if dim > 0:
+            clip_space = store.ensure_space(
+                session, name=clip_space_name(analyser.settings), family="clip", dim=dim, params={}
             )
-        )
+            session.add(
+                VideoSpace(
+                    video_id=video.id,
+                    space_id=clip_space.id,
+                    status="missing",
+                    note=analyser.clip_missing_reason,
+                )
+            )
     for a in analyses:
         a._spaces = sorted(spaces)
     return len(track_rows)
