@@ -1,0 +1,295 @@
+"""DASR parts with known answers: peaks, the excitation rule, ellipse boxes, NMS, the extractor contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from video_inst.errors import InvalidQueryError, NotAnImageError
+from video_inst.models.backbones import get_backbone
+from video_inst.models.backbones.excitation import excitation_rule
+from video_inst.models.dasr import (
+    DasrExtractor,
+    DasrParams,
+    Peaks,
+    Saliency,
+    ellipse_boxes,
+    find_peaks,
+    saliency_boxes,
+)
+
+# --------------------------------------------------------------------------- peaks
+
+
+def _peaks_set(p: Peaks) -> set[tuple[int, int, int]]:
+    return set(zip(p.frame.tolist(), p.y.tolist(), p.x.tolist(), strict=True))
+
+
+def test_peaks_are_interior_positive_local_maxima() -> None:
+    a = torch.zeros(2, 6, 7)
+    a[0, 2, 3] = 5.0  # interior peak
+    a[0, 0, 5] = 9.0  # on the border: excluded
+    a[0, 4, 1] = 2.0  # interior, smaller
+    a[0, 4, 2] = 1.0  # neighbour of the 2.0: not a maximum
+    a[1, 3, 3] = -1.0  # negative: excluded (frame 1 has no positive value)
+    p = find_peaks(a, keep_above_mean=False, max_peaks=16)
+    assert _peaks_set(p) == {(0, 2, 3), (0, 4, 1)}
+    assert p.value.tolist() == [5.0, 2.0] and p.slot.tolist() == [0, 1]  # strongest first, rank = slot
+
+
+def test_plateau_gives_one_peak() -> None:
+    a = torch.zeros(1, 7, 7)
+    a[0, 2:4, 2:5] = 3.0  # a 2x3 plateau
+    a[0, 5, 5] = 3.0  # an isolated cell of the same value elsewhere
+    p = find_peaks(a, keep_above_mean=False, max_peaks=16)
+    assert _peaks_set(p) == {(0, 2, 2), (0, 5, 5)}  # first plateau cell in raster order
+
+
+def test_dasr_mean_rule_vs_dasr_star_and_max_peaks() -> None:
+    a = torch.full((1, 9, 9), 0.5)
+    a[0, 2, 2], a[0, 6, 6], a[0, 4, 6] = 8.0, 6.0, 0.6  # the 0.6 peak lies below the map mean
+    assert a.mean().item() > 0.6
+    dasr = find_peaks(a, keep_above_mean=True, max_peaks=16)
+    star = find_peaks(a, keep_above_mean=False, max_peaks=16)
+    assert _peaks_set(dasr) == {(0, 2, 2), (0, 6, 6)}
+    assert _peaks_set(star) == {(0, 2, 2), (0, 6, 6), (0, 4, 6)}
+    top1 = find_peaks(a, keep_above_mean=False, max_peaks=1)
+    assert _peaks_set(top1) == {(0, 2, 2)}
+    assert DasrParams(peak_mode="dasr").keep_above_mean and not DasrParams().keep_above_mean
+
+
+# --------------------------------------------------------------------------- excitation rule
+
+
+def _explicit_excitation(a: np.ndarray, w: np.ndarray, p_out: np.ndarray, stride: int, pad: int, groups: int):
+    """P(a_i) = sum_j a+_i w+_ij / Z_j * P(o_j), written as loops over every output and tap."""
+    n, cin, h, wd = a.shape
+    cout, cin_g, k, _ = w.shape
+    ap = np.pad(np.clip(a, 0, None), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    wp = np.clip(w, 0, None)
+    res = np.zeros_like(ap)
+    out_per_group = cout // groups
+    for b in range(n):
+        for j in range(cout):
+            g = j // out_per_group
+            for oy in range(p_out.shape[2]):
+                for ox in range(p_out.shape[3]):
+                    patch = ap[
+                        b,
+                        g * cin_g : (g + 1) * cin_g,
+                        oy * stride : oy * stride + k,
+                        ox * stride : ox * stride + k,
+                    ]
+                    contrib = patch * wp[j]
+                    z = contrib.sum() + 1e-6
+                    res[
+                        b,
+                        g * cin_g : (g + 1) * cin_g,
+                        oy * stride : oy * stride + k,
+                        ox * stride : ox * stride + k,
+                    ] += contrib / z * p_out[b, j, oy, ox]
+    return res[:, :, pad : pad + h, pad : pad + wd]
+
+
+@pytest.mark.parametrize(("stride", "pad", "groups"), [(1, 1, 1), (2, 1, 2), (2, 0, 4)])
+def test_excitation_rule_matches_explicit_sum(stride: int, pad: int, groups: int) -> None:
+    g = torch.Generator().manual_seed(stride * 10 + groups)
+    conv = nn.Conv2d(4, 4, 3, stride=stride, padding=pad, groups=groups, bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+    conv.requires_grad_(False)
+    a = torch.randn(2, 4, 7, 8, generator=g).requires_grad_(True)  # negative inputs too
+    with excitation_rule(conv):
+        out = conv(a)
+    p_out = torch.rand(out.shape, generator=g)
+    (p_in,) = torch.autograd.grad(out, a, p_out)
+    expected = _explicit_excitation(
+        a.detach().numpy(), conv.weight.numpy(), p_out.numpy(), stride, pad, groups
+    )
+    np.testing.assert_allclose(p_in.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert (p_in >= 0).all()
+    assert "forward" not in conv.__dict__  # the rule is removed on exit
+
+
+def test_excitation_conserves_mass_through_a_conv() -> None:
+    g = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(3, 5, 3, padding=1, bias=True).requires_grad_(False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g).abs() + 0.01)  # Z > 0 everywhere
+    a = (torch.rand(1, 3, 6, 6, generator=g) + 0.1).requires_grad_(True)
+    with excitation_rule(conv):
+        out = conv(a)
+    p_out = torch.rand(out.shape, generator=g)
+    (p_in,) = torch.autograd.grad(out, a, p_out)
+    assert math.isclose(p_in.sum().item(), p_out.sum().item(), rel_tol=1e-4)
+
+
+def test_excitation_rule_differs_from_plain_gradient_on_a_stack() -> None:
+    g = torch.Generator().manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU6(), nn.Conv2d(6, 3, 3, stride=2, padding=1))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+    net.requires_grad_(False)
+    x = torch.randn(1, 2, 8, 8, generator=g).requires_grad_(True)
+    signal = torch.zeros(1, 3, 4, 4)
+    signal[0, :, 2, 1] = 1 / 3
+    with excitation_rule(net) as n:
+        (p,) = torch.autograd.grad(net(x), x, signal)
+    (grad,) = torch.autograd.grad(net(x), x, signal)
+    assert n == 2
+    assert (p >= 0).all() and grad.min() < 0
+    assert not torch.allclose(p, grad)
+    # Layer by layer with the explicit rule: conv2 -> ReLU6 gradient mask -> conv1.
+    c1, c2 = net[0], net[2]
+    h = c1(x).detach()
+    p_h_act = _explicit_excitation(nn.functional.relu6(h).numpy(), c2.weight.numpy(), signal.numpy(), 2, 1, 1)
+    p_h = p_h_act * ((h > 0) & (h < 6)).numpy()
+    p_x = _explicit_excitation(x.detach().numpy(), c1.weight.numpy(), p_h, 1, 1, 1)
+    np.testing.assert_allclose(p.numpy(), p_x, rtol=1e-4, atol=1e-7)
+
+
+def test_excitation_rule_refuses_a_module_without_convs() -> None:
+    with pytest.raises(ValueError, match="never run"), excitation_rule(nn.Sequential(nn.ReLU())):
+        pass
+
+
+# --------------------------------------------------------------------------- boxes
+
+
+def test_box_of_a_filled_rotated_ellipse_is_its_bounding_box() -> None:
+    h, w, cx, cy, a, b, theta = 120, 160, 70.0, 55.0, 40.0, 18.0, math.radians(30)
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    u = (xs - cx) * math.cos(theta) + (ys - cy) * math.sin(theta)
+    v = -(xs - cx) * math.sin(theta) + (ys - cy) * math.cos(theta)
+    mask = torch.from_numpy((u / a) ** 2 + (v / b) ** 2 <= 1)[None]
+    box = ellipse_boxes(mask, cell=1.0, scale=2.0)[0].numpy()
+    half_w = math.sqrt((a * math.cos(theta)) ** 2 + (b * math.sin(theta)) ** 2)
+    half_h = math.sqrt((a * math.sin(theta)) ** 2 + (b * math.cos(theta)) ** 2)
+    np.testing.assert_allclose(box, [cx - half_w, cy - half_h, cx + half_w, cy + half_h], atol=1.0)
+    # the same ellipse sampled on a coarse grid (cell 4) lands close, in pixel units
+    coarse = torch.nn.functional.max_pool2d(mask[None].float(), 4)[0] > 0.5
+    box4 = ellipse_boxes(coarse, cell=4.0, scale=2.0)[0].numpy()
+    np.testing.assert_allclose(box4, box, atol=4.0)
+
+
+def test_saliency_boxes_threshold_clip_and_invalid() -> None:
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(60.0), indexing="ij")
+    blob = torch.exp(-(((xs - 45) / 6) ** 2 + ((ys - 12) / 4) ** 2) / 2)
+    edge = torch.exp(-(((xs - 1) / 5) ** 2 + ((ys - 20) / 5) ** 2) / 2)
+    maps = torch.stack([blob, edge, torch.zeros(40, 60)])
+    boxes, valid = saliency_boxes(
+        maps, cell=2.0, image_hw=(80, 120), threshold="relative", tau=0.5, scale=2.0
+    )
+    assert valid.tolist() == [True, True, False]
+    cx, cy = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
+    assert abs(cx - 91) < 1.5 and abs(cy - 25) < 1.5  # blob centre (45.5, 12.5) cells * 2 px
+    assert boxes[0, 2] - boxes[0, 0] > boxes[0, 3] - boxes[0, 1]  # wider than tall, like the blob
+    assert boxes[1, 0] == 0  # clipped at the left border
+    low, _ = saliency_boxes(maps[:1], cell=2.0, image_hw=(80, 120), threshold="relative", tau=0.2, scale=2.0)
+    pct, _ = saliency_boxes(maps[:1], cell=2.0, image_hw=(80, 120), threshold="percentile", tau=99, scale=2.0)
+    area = lambda bx: ((bx[:, 2] - bx[:, 0]) * (bx[:, 3] - bx[:, 1])).item()  # noqa: E731
+    assert area(pct) < area(boxes[:1]) < area(low)  # a higher threshold keeps a smaller core
+
+
+# --------------------------------------------------------------------------- extractor
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return get_backbone("efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def frames(shared_media):
+    from dasr_pastes import decode_at
+
+    return [
+        decode_at(shared_media / "clips" / "cockatoo.mp4", 3.0),
+        decode_at(shared_media / "clips" / "bottle-detection.mp4", 5.0)[:300, :500],  # another size
+    ]
+
+
+def test_nms_suppresses_overlaps_within_a_frame_only(effnet) -> None:
+    dasr = DasrExtractor(effnet, DasrParams(smooth_sigma=0, threshold="relative", tau=0.5))
+    maps = torch.zeros(4, 20, 30)
+    maps[0, 5:10, 5:12] = 1.0
+    maps[1, 5:10, 6:13] = 1.0  # same frame, overlaps the first: suppressed (weaker)
+    maps[2, 12:18, 20:28] = 1.0  # same frame, elsewhere: kept
+    maps[3, 5:10, 6:13] = 1.0  # other frame: kept
+    peaks = Peaks(
+        frame=torch.tensor([0, 0, 0, 1]),
+        slot=torch.tensor([0, 1, 2, 0]),
+        y=torch.zeros(4, dtype=torch.long),
+        x=torch.zeros(4, dtype=torch.long),
+        value=torch.tensor([0.9, 0.8, 0.5, 0.7]),
+    )
+    feats = torch.rand(2, effnet.dim, 5, 8)
+    regions = dasr._regions(Saliency(feats, peaks, maps, (160, 240)))
+    assert [len(r) for r in regions] == [3, 2]  # frame row + surviving regions
+    assert regions[0].scores[1:].tolist() == pytest.approx([0.9, 0.5])
+    no_nms = DasrExtractor(effnet, dataclasses.replace(dasr.params, peak_mode="dasr"))
+    assert [len(r) for r in no_nms._regions(Saliency(feats, peaks, maps, (160, 240)))] == [4, 2]
+
+
+def test_extract_contract_on_frames_of_two_sizes(effnet, frames) -> None:
+    dasr = DasrExtractor(effnet, DasrParams(max_peaks=4, input_size=384))
+    assert dasr.space_name == "dasr:efficientnet_lite0:s384:avg" and dasr.dim == 1280
+    out = dasr.extract(frames)
+    assert len(out) == 2
+    for regions, frame in zip(out, frames, strict=True):
+        h, w = frame.shape[:2]
+        n = len(regions)
+        assert 2 <= n <= 5
+        assert regions.is_frame.tolist() == [True] + [False] * (n - 1)
+        np.testing.assert_allclose(regions.boxes[0], [0, 0, w, h])
+        assert regions.boxes.dtype == np.float32 and regions.vectors.shape == (n, 1280)
+        assert (regions.boxes[:, 0] >= 0).all() and (regions.boxes[:, 2] <= w).all()
+        assert (regions.boxes[:, 1] >= 0).all() and (regions.boxes[:, 3] <= h).all()
+        assert (regions.boxes[:, 2] > regions.boxes[:, 0]).all() and (
+            regions.boxes[:, 3] > regions.boxes[:, 1]
+        ).all()
+        np.testing.assert_allclose(np.linalg.norm(regions.vectors, axis=1), 1.0, rtol=1e-5)
+        assert regions.label_ids.shape == (n, 5) and regions.label_probs.shape == (n, 5)
+        assert (np.diff(regions.scores[1:]) <= 0).all()  # regions by peak value
+    # the cockatoo frame: some region is labelled a cockatoo
+    assert effnet.categories.index("sulphur-crested cockatoo") in out[0].label_ids[:, :3]
+    # query pooling is exactly region pooling: same image -> same vectors
+    np.testing.assert_allclose(dasr.embed_query(frames[0]), out[0].vectors[0], atol=1e-5)
+    box = tuple(out[0].boxes[1])
+    q = dasr.query(frames[0], box)
+    np.testing.assert_allclose(q.vector, out[0].vectors[1], atol=1e-4)
+    assert q.label_ids.tolist() == out[0].label_ids[1].tolist()
+
+
+def test_excite_batching_modes_agree(effnet, frames) -> None:
+    small = [frames[1][::2, ::2].copy()]
+    base = DasrParams(max_peaks=3, input_size=256)
+    results = [
+        DasrExtractor(effnet, dataclasses.replace(base, excite_batching=m)).extract(small)[0]
+        for m in ("slots", "vmap", "expand")
+    ]
+    for other in results[1:]:
+        np.testing.assert_allclose(other.boxes, results[0].boxes, atol=0.5)
+
+
+def test_bad_inputs_get_named_errors(effnet) -> None:
+    dasr = DasrExtractor(effnet)
+    with pytest.raises(NotAnImageError, match="frame 1"):
+        dasr.extract([np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.uint8)])
+    with pytest.raises(NotAnImageError, match="uint8"):
+        dasr.embed_query(np.zeros((10, 10, 3), np.float32))
+    img = np.zeros((50, 60, 3), np.uint8)
+    with pytest.raises(InvalidQueryError, match="empty"):
+        dasr.embed_query(img, (10, 10, 5, 20))
+    with pytest.raises(InvalidQueryError, match="outside"):
+        dasr.embed_query(img, (100, 100, 120, 130))
+    with pytest.raises(ValueError, match="tau"):
+        DasrParams(threshold="relative", tau=50)
+    assert dasr.extract([]) == []

@@ -1,0 +1,556 @@
+"""DASR / DASR*: salient regions of a frame and their vectors from one CNN forward plus a top-down pass.
+
+Xiao, Zhao et al., "Deeply Activated Salient Region for Instance Search" (ACM TOMM
+2022), as DESIGN.md §3: last conv block -> channel-mean map -> local-maximum peaks ->
+excitation back-propagation from each peak (batched over frames, through the
+backbone's stages above ``excite_stop``) -> saliency map -> threshold -> second-moment
+ellipse -> its bounding rectangle -> NMS (DASR*) -> ROI-pooled, L2-normalised region
+vectors, plus the whole frame as one more region. The query side pools a box of the
+query image's own feature map exactly like a database region.
+
+Example::
+
+    from video_inst.models.backbones import get_backbone
+    from video_inst.models.dasr import DasrExtractor, DasrParams
+
+    dasr = DasrExtractor(get_backbone("efficientnet_lite0"), DasrParams())
+    regions = dasr.extract([rgb_frame])[0]  # boxes in source pixels, row 0 = whole frame
+    q = dasr.embed_query(photo, (10, 20, 200, 180))  # comparable with regions.vectors
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import batched_nms, roi_align
+
+from video_inst.errors import InvalidQueryError, NotAnImageError
+from video_inst.models.backbones.base import Backbone
+from video_inst.models.backbones.excitation import excitation_rule
+
+PeakMode = Literal["dasr", "dasr_star"]
+_ROI_BINS = 3  # roi_align output bins per side (adaptive sampling inside each bin)
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class DasrParams:
+    """Every knob of DASR; defaults chosen on pasted-object localisation (docs/DASR.md)."""
+
+    input_size: int = 512  # longer side of the network input, px
+    peak_mode: PeakMode = "dasr_star"
+    min_peak: Literal["auto", "mean", "none"] = "auto"  # auto: mean for DASR, none for DASR*
+    max_peaks: int = 16  # strongest peaks kept per frame
+    excite_stop: int = 8  # stride at which the top-down pass stops (0 = down to the input)
+    top_signal: Literal["uniform", "activation"] = "uniform"  # how a peak's unit signal spreads over channels
+    smooth_sigma: float = 16.0  # Gaussian smoothing of the saliency map, input px; 0 = off
+    threshold: Literal["percentile", "relative"] = "percentile"
+    tau: float = 98.0  # percentile (0-100) of the map, or fraction (0-1) of the map's own peak
+    ellipse_scale: float = 2.0  # semi-axes = scale * sqrt(eigenvalue)
+    nms_iou: float = 0.3  # DASR* greedy NMS overlap (beta)
+    pooling: Literal["avg", "gem"] = "avg"
+    gem_p: float = 3.0
+    include_frame: bool = True  # whole frame as one more region (row 0)
+    label_top_k: int = 5
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype (GPU)
+    batch_size: int = 8  # frames per forward pass
+    excite_batching: Literal["slots", "vmap", "expand"] = "slots"  # see _excite
+    excite_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        checks = {
+            "input_size >= 32": self.input_size >= 32,
+            "max_peaks >= 0": self.max_peaks >= 0,
+            "smooth_sigma >= 0": self.smooth_sigma >= 0,
+            "ellipse_scale > 0": self.ellipse_scale > 0,
+            "0 < nms_iou <= 1": 0 < self.nms_iou <= 1,
+            "gem_p > 0": self.gem_p > 0,
+            "label_top_k in 1..1000": 1 <= self.label_top_k <= 1000,
+            "batch_size >= 1": self.batch_size >= 1,
+            "tau in 0..100 (percentile)": self.threshold != "percentile" or 0 <= self.tau <= 100,
+            "tau in 0..1 (relative)": self.threshold != "relative" or 0 <= self.tau <= 1,
+        }
+        for rule, ok in checks.items():
+            if not ok:
+                raise ValueError(f"DasrParams: {rule} violated ({self})")
+        for name, value, allowed in (
+            ("peak_mode", self.peak_mode, ("dasr", "dasr_star")),
+            ("min_peak", self.min_peak, ("auto", "mean", "none")),
+            ("top_signal", self.top_signal, ("uniform", "activation")),
+            ("threshold", self.threshold, ("percentile", "relative")),
+            ("pooling", self.pooling, ("avg", "gem")),
+            ("dtype", self.dtype, tuple(_DTYPES)),
+            ("excite_batching", self.excite_batching, ("slots", "vmap", "expand")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"DasrParams.{name} must be one of {allowed}, got {value!r}")
+
+    @property
+    def keep_above_mean(self) -> bool:
+        """DASR keeps peaks >= the map mean; DASR* keeps every local maximum (NMS cleans up)."""
+        if self.min_peak == "auto":
+            return self.peak_mode == "dasr"
+        return self.min_peak == "mean"
+
+    def space_name(self, model_id: str) -> str:
+        """Names the vector space: model + every parameter that changes vector values."""
+        pool = "avg" if self.pooling == "avg" else f"gem{self.gem_p:g}"
+        return f"dasr:{model_id}:s{self.input_size}:{pool}"
+
+
+@dataclass
+class FrameRegions:
+    """Regions of one frame; row 0 is the whole frame when ``include_frame`` (``is_frame``)."""
+
+    boxes: np.ndarray  # (N, 4) float32, x0 y0 x1 y1 in source pixels
+    scores: np.ndarray  # (N,) float32 peak value (channel-mean activation); frame row: map mean
+    vectors: np.ndarray  # (N, dim) float32, L2-normalised
+    is_frame: np.ndarray  # (N,) bool
+    label_ids: np.ndarray  # (N, k) int64 ImageNet class ids, best first
+    label_probs: np.ndarray  # (N, k) float32 softmax probabilities
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass
+class QueryEmbedding:
+    """A query crop's vector (same space as region vectors) and its ImageNet labels."""
+
+    vector: np.ndarray  # (dim,) float32, L2-normalised
+    box: tuple[float, float, float, float]  # the box used, source pixels (whole image when none given)
+    label_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    label_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+class Peaks(NamedTuple):
+    """Peaks of a batch of maps, sorted by frame then value (descending); ``slot`` = rank in frame."""
+
+    frame: torch.Tensor  # (K,) int64
+    slot: torch.Tensor  # (K,) int64
+    y: torch.Tensor  # (K,) int64
+    x: torch.Tensor  # (K,) int64
+    value: torch.Tensor  # (K,) float
+
+
+class Saliency(NamedTuple):
+    """Intermediate result of one batch: last-block features, peaks and their raw top-down maps."""
+
+    feats: torch.Tensor  # (B, dim, H/32, W/32) float32
+    peaks: Peaks
+    maps: torch.Tensor  # (K, h, w) at the stop stride, summed over channels, clamped at 0
+    image_hw: tuple[int, int]  # network input size
+
+
+# --------------------------------------------------------------------------- peaks
+
+
+def find_peaks(amap: torch.Tensor, *, keep_above_mean: bool, max_peaks: int) -> Peaks:
+    """Local maxima of (B, H, W) maps: 3x3 maximum, value > 0, not on the border.
+
+    On a plateau of equal values only the first cell in raster order counts (a peak must
+    beat its earlier neighbours strictly and the later ones or tie), so a flat object
+    yields one peak, not one per cell. ``keep_above_mean`` is DASR's rule (value >=
+    the map's mean); at most ``max_peaks`` per frame, strongest first.
+    """
+    b, h, w = amap.shape
+    amap = amap.float()
+    padded = F.pad(amap[:, None], (1, 1, 1, 1), value=float("-inf"))
+    neigh = F.unfold(padded, 3).view(b, 9, h, w)  # raster order; index 4 is the centre
+    earlier = neigh[:, :4].amax(1)
+    later = neigh[:, 5:].amax(1)
+    is_peak = (amap > earlier) & (amap >= later) & (amap > 0)
+    border = torch.ones_like(is_peak)
+    border[:, 1:-1, 1:-1] = False
+    is_peak &= ~border
+    if keep_above_mean:
+        is_peak &= amap >= amap.mean((1, 2), keepdim=True)
+    k = min(max_peaks, h * w)
+    empty = torch.zeros(0, dtype=torch.long, device=amap.device)
+    if k == 0:
+        return Peaks(empty, empty, empty, empty, amap.new_zeros(0))
+    scored = torch.where(is_peak, amap, torch.full_like(amap, float("-inf"))).view(b, -1)
+    values, flat = scored.topk(k, dim=1)  # sorted descending
+    keep = torch.isfinite(values)
+    frame = torch.arange(b, device=amap.device)[:, None].expand(b, k)[keep]
+    slot = torch.arange(k, device=amap.device)[None, :].expand(b, k)[keep]
+    flat = flat[keep]
+    return Peaks(frame, slot, flat // w, flat % w, values[keep])
+
+
+# --------------------------------------------------------------------------- saliency -> boxes
+
+
+def gaussian_smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (K, H, W) maps (sigma in cells; zero padding keeps mass local)."""
+    if sigma <= 0 or maps.numel() == 0:
+        return maps
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=maps.device, dtype=maps.dtype)
+    kern = torch.exp(-0.5 * (t / sigma) ** 2)
+    kern = kern / kern.sum()
+    x = maps[:, None]
+    x = F.conv2d(x, kern.view(1, 1, 1, -1), padding=(0, radius))
+    x = F.conv2d(x, kern.view(1, 1, -1, 1), padding=(radius, 0))
+    return x[:, 0]
+
+
+def ellipse_boxes(mask: torch.Tensor, cell: float, scale: float) -> torch.Tensor:
+    """Boxes (K, 4) circumscribing the second-moment ellipses of (K, H, W) boolean masks.
+
+    Cell (i, j) covers [j*cell, (j+1)*cell) x [i*cell, (i+1)*cell); its variance
+    cell^2/12 is added so one kept cell still has an extent. With semi-axes
+    ``scale * sqrt(eigenvalue)`` the axis-aligned rectangle around the (rotated)
+    ellipse has half-sides ``scale * sqrt(var_x)`` and ``scale * sqrt(var_y)``: no
+    eigen-decomposition is needed. For a filled ellipse of pixels, scale 2 gives its own box.
+    """
+    k, h, w = mask.shape
+    m = mask.to(torch.float32)
+    n = m.sum((1, 2)).clamp(min=1)
+    xs = (torch.arange(w, device=mask.device, dtype=torch.float32) + 0.5) * cell
+    ys = (torch.arange(h, device=mask.device, dtype=torch.float32) + 0.5) * cell
+    col = m.sum(1)  # (K, W): mass per column
+    row = m.sum(2)  # (K, H)
+    mx = (col * xs).sum(1) / n
+    my = (row * ys).sum(1) / n
+    vx = (col * (xs - mx[:, None]) ** 2).sum(1) / n + cell * cell / 12
+    vy = (row * (ys - my[:, None]) ** 2).sum(1) / n + cell * cell / 12
+    hw, hh = scale * vx.sqrt(), scale * vy.sqrt()
+    return torch.stack([mx - hw, my - hh, mx + hw, my + hh], dim=1)
+
+
+def saliency_boxes(
+    maps: torch.Tensor,
+    *,
+    cell: float,
+    image_hw: tuple[int, int],
+    threshold: Literal["percentile", "relative"],
+    tau: float,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Saliency maps (K, H, W) -> boxes (K, 4) in input pixels clipped to the image, and a validity mask.
+
+    A map with no positive mass, or whose box collapses after clipping, is invalid.
+    """
+    k = maps.shape[0]
+    flat = maps.reshape(k, -1).float()
+    peak = flat.amax(1) if k else flat.new_zeros(0)
+    if threshold == "percentile":
+        thr = torch.quantile(flat, tau / 100.0, dim=1) if k else peak
+    else:
+        thr = tau * peak
+    mask = (flat >= thr[:, None]) & (flat > 0)
+    boxes = ellipse_boxes(mask.view_as(maps), cell, scale)
+    h, w = image_hw
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    valid = (peak > 0) & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+    return boxes, valid
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def pool_boxes(
+    fmap: torch.Tensor, rois: torch.Tensor, *, stride: int, pooling: str, gem_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROI-pool (R, 5) rois [frame, x0, y0, x1, y1] (input px) -> (vectors L2-normalised, average-pooled).
+
+    The average-pooled features feed the classifier head (labels); the returned vectors
+    use ``pooling``. Why roi_align: sub-cell boxes interpolate instead of snapping to cells.
+    """
+    if rois.shape[0] == 0:
+        empty = fmap.new_zeros(0, fmap.shape[1])
+        return empty, empty
+    samples = roi_align(
+        fmap, rois, output_size=_ROI_BINS, spatial_scale=1.0 / stride, sampling_ratio=0, aligned=True
+    )
+    avg = samples.mean((2, 3))
+    vec = avg if pooling == "avg" else samples.clamp(min=1e-6).pow(gem_p).mean((2, 3)).pow(1.0 / gem_p)
+    return F.normalize(vec, dim=1), avg
+
+
+def _frame_pool(fmap: torch.Tensor, pooling: str, gem_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-frame pooling: the exact global average the classifier was trained on (or GeM)."""
+    avg = fmap.mean((2, 3))
+    vec = avg if pooling == "avg" else fmap.clamp(min=1e-6).pow(gem_p).mean((2, 3)).pow(1.0 / gem_p)
+    return F.normalize(vec, dim=1), avg
+
+
+# --------------------------------------------------------------------------- extractor
+
+
+def _check_image(image: np.ndarray, what: str) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise NotAnImageError(f"{what} must be an (H, W, 3) uint8 RGB array, got shape {shape} dtype {dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise NotAnImageError(f"{what} is empty (shape {image.shape})")
+    return image
+
+
+class DasrExtractor:
+    """Runs DASR / DASR* over batches of RGB frames with one backbone on one device."""
+
+    def __init__(
+        self, backbone: Backbone, params: DasrParams | None = None, device: str | None = None
+    ) -> None:
+        self.params = params or DasrParams()
+        self.device = torch.device(device) if device is not None else backbone.device
+        self.backbone = backbone.to(self.device).eval().requires_grad_(False)
+        self._stop = backbone.stop_index(self.params.excite_stop)
+        self._stop_stride = self.params.excite_stop if self._stop > 0 else 1
+        dtype = _DTYPES[self.params.dtype]
+        if dtype == torch.float16 and self.device.type != "cuda":
+            raise ValueError("DasrParams.dtype float16 needs a CUDA device; use bfloat16 or float32")
+        self._autocast_dtype = dtype if dtype != torch.float32 else None
+
+    @property
+    def space_name(self) -> str:
+        return self.params.space_name(self.backbone.model_id)
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.dim
+
+    # ---- input ---------------------------------------------------------------
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        """Longer side -> input_size (area filter when shrinking), aspect kept."""
+        h, w = image.shape[:2]
+        s = self.params.input_size / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        if size == (w, h):
+            return np.ascontiguousarray(image)
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+
+    def _to_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Equal-size HWC uint8 images -> normalised (B, 3, H, W), channels_last like the backbone."""
+        x = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
+        return self.backbone.normalize(x.permute(0, 3, 1, 2).float())
+
+    def _autocast(self):
+        if self._autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+
+    # ---- frames ----------------------------------------------------------------
+
+    def extract(self, frames: Sequence[np.ndarray]) -> list[FrameRegions]:
+        """Regions of every frame; frames may differ in size (batched per resized shape)."""
+        frames = [_check_image(f, f"frame {i}") for i, f in enumerate(frames)]
+        resized = [self._resize(f) for f in frames]
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, r in enumerate(resized):
+            groups[r.shape].append(i)
+        out: list[FrameRegions | None] = [None] * len(frames)
+        bs = self.params.batch_size
+        with torch.inference_mode(False):
+            for idxs in groups.values():
+                for start in range(0, len(idxs), bs):
+                    chunk = idxs[start : start + bs]
+                    results = self._extract_batch([resized[i] for i in chunk])
+                    for i, res in zip(chunk, results, strict=True):
+                        out[i] = _to_source(res, frames[i].shape, resized[i].shape)
+        return out  # type: ignore[return-value]
+
+    def _extract_batch(self, images: list[np.ndarray]) -> list[FrameRegions]:
+        return self._regions(self._saliency(images))
+
+    def _saliency(self, images: list[np.ndarray]) -> Saliency:
+        """Forward (graph kept above the stop stage), peaks, one raw top-down map per peak."""
+        p, bb = self.params, self.backbone
+        x = self._to_input(images)
+        with self._autocast():
+            with torch.no_grad():
+                low = bb.run_stages(x, 0, self._stop)
+            low = low.detach().requires_grad_(True)
+            with torch.enable_grad(), excitation_rule(bb.stages[self._stop :], p.excite_eps):
+                fmap = bb.run_stages(low, self._stop)
+        feats = fmap.detach().float()
+        peaks = find_peaks(feats.mean(1), keep_above_mean=p.keep_above_mean, max_peaks=p.max_peaks)
+        with torch.no_grad():
+            maps = self._excite(low, fmap, feats, peaks)
+        return Saliency(feats, peaks, maps, (x.shape[-2], x.shape[-1]))
+
+    def _regions(self, sal: Saliency) -> list[FrameRegions]:
+        """Saliency maps -> smoothed, thresholded, ellipse boxes -> NMS -> pooled, labelled regions."""
+        p = self.params
+        with torch.no_grad():
+            maps = gaussian_smooth(sal.maps.float(), p.smooth_sigma / self._stop_stride)
+            boxes, valid = saliency_boxes(
+                maps, cell=self._stop_stride, image_hw=sal.image_hw, threshold=p.threshold, tau=p.tau,
+                scale=p.ellipse_scale,
+            )  # fmt: skip
+            frame_of = sal.peaks.frame[valid]
+            boxes, scores = boxes[valid], sal.peaks.value[valid]
+            if p.peak_mode == "dasr_star" and len(boxes):
+                keep = batched_nms(boxes, scores, frame_of, p.nms_iou)
+                frame_of, boxes, scores = frame_of[keep], boxes[keep], scores[keep]
+            return self._describe(sal.feats, frame_of, boxes, scores, sal.image_hw)
+
+    def _excite(
+        self, low: torch.Tensor, fmap: torch.Tensor, feats: torch.Tensor, peaks: Peaks
+    ) -> torch.Tensor:
+        """Top-down maps (K, h, w) at the stop stride, one per peak, summed over channels, clamped at 0.
+
+        Peaks are independent signals through one recorded graph. ``slots`` (default):
+        one backward per peak rank, each carrying that rank's peak of every frame
+        (<= max_peaks passes, the graph reused). ``vmap``: all ranks in one vmapped
+        backward (measured slower on CPU with torch 2.x: convolution batching falls back
+        to loops). ``expand``: re-run the upper stages with one batch row per peak and
+        one backward of the summed objective (recomputes the forward).
+        """
+        k = peaks.frame.shape[0]
+        b, d, fh, fw = feats.shape
+        if k == 0:
+            return feats.new_zeros(0, *low.shape[-2:])
+        if self.params.top_signal == "uniform":
+            weights = feats.new_full((k, d), 1.0 / d)
+        else:  # each channel's share of the peak's channel-mean value
+            weights = feats[peaks.frame, :, peaks.y, peaks.x].clamp(min=0)
+            weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
+        weights = weights.to(fmap.dtype)
+        mode = self.params.excite_batching
+        if mode == "expand":
+            rows = low.detach()[peaks.frame].requires_grad_(True)
+            with torch.enable_grad(), self._autocast(), excitation_rule(self.backbone.stages[self._stop :]):
+                top = self.backbone.run_stages(rows, self._stop)
+                ar = torch.arange(k, device=top.device)
+                objective = (top[ar, :, peaks.y, peaks.x] * weights).sum()
+            (grad,) = torch.autograd.grad(objective, rows)
+            return grad.float().sum(1).clamp(min=0)
+        slots = int(peaks.slot.max()) + 1
+        if mode == "vmap":
+            signal = fmap.new_zeros(slots, b, d, fh, fw)
+            signal[peaks.slot, peaks.frame, :, peaks.y, peaks.x] = weights
+            (grad,) = torch.autograd.grad(fmap, low, signal, is_grads_batched=True)
+            return grad.float().sum(2)[peaks.slot, peaks.frame].clamp(min=0)
+        maps = []
+        for s in range(slots):  # <= max_peaks passes; each carries one peak of every frame
+            sel = peaks.slot == s
+            signal = torch.zeros_like(fmap, memory_format=torch.channels_last)
+            signal[peaks.frame[sel], :, peaks.y[sel], peaks.x[sel]] = weights[sel]
+            (grad,) = torch.autograd.grad(fmap, low, signal, retain_graph=s < slots - 1)
+            maps.append(grad.float().sum(1)[peaks.frame[sel]])
+        out = torch.cat(maps)  # slot-major order -> back to the order of ``peaks``
+        order = torch.cat([torch.nonzero(peaks.slot == s)[:, 0] for s in range(slots)])
+        return torch.empty_like(out).index_copy_(0, order, out).clamp(min=0)
+
+    def _describe(
+        self,
+        feats: torch.Tensor,
+        frame_of: torch.Tensor,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        image_hw: tuple[int, int],
+    ) -> list[FrameRegions]:
+        """Pool, label and split per frame: whole-frame row first, then regions by score."""
+        p, bb = self.params, self.backbone
+        b = feats.shape[0]
+        order = torch.argsort(-scores, stable=True)
+        order = order[torch.argsort(frame_of[order], stable=True)]
+        frame_of, boxes, scores = frame_of[order], boxes[order], scores[order]
+        rois = torch.cat([frame_of[:, None].to(boxes.dtype), boxes], dim=1)
+        reg_vec, reg_avg = pool_boxes(feats, rois, stride=bb.stride, pooling=p.pooling, gem_p=p.gem_p)
+        fr_vec, fr_avg = _frame_pool(feats, p.pooling, p.gem_p)
+        label_p, label_i = bb.classify(torch.cat([fr_avg, reg_avg])).float().softmax(1).topk(p.label_top_k, 1)
+        # rows 0..b-1 of label_p/label_i are the frames, then the regions in frame order
+        h, w = image_hw
+        frame_boxes = boxes.new_tensor([[0.0, 0.0, w, h]]).expand(b, 4)
+        frame_scores = feats.mean(1).mean((1, 2))
+        # One transfer to host memory, then split per frame with numpy.
+        host = [
+            t.detach().cpu().numpy()
+            for t in (frame_of, boxes.float(), scores.float(), reg_vec, label_i, label_p.float(), frame_boxes,
+                      frame_scores, fr_vec)
+        ]  # fmt: skip
+        frame_np, box_np, score_np, vec_np, ids_np, prob_np, fbox_np, fscore_np, fvec_np = host
+        bounds = np.searchsorted(frame_np, np.arange(b + 1))
+        out = []
+        for i in range(b):
+            rows = slice(b + bounds[i], b + bounds[i + 1])  # rows of this frame's regions in ids/probs
+            regs = slice(bounds[i], bounds[i + 1])
+            parts = [(fbox_np[i : i + 1], fscore_np[i : i + 1], fvec_np[i : i + 1], ids_np[i : i + 1],
+                      prob_np[i : i + 1], True)] if p.include_frame else []  # fmt: skip
+            parts.append((box_np[regs], score_np[regs], vec_np[regs], ids_np[rows], prob_np[rows], False))
+            out.append(
+                FrameRegions(
+                    boxes=np.concatenate([q[0] for q in parts]).astype(np.float32),
+                    scores=np.concatenate([q[1] for q in parts]).astype(np.float32),
+                    vectors=np.concatenate([q[2] for q in parts]).astype(np.float32),
+                    is_frame=np.concatenate([np.full(len(q[0]), q[5]) for q in parts]).astype(bool),
+                    label_ids=np.concatenate([q[3] for q in parts]).astype(np.int64),
+                    label_probs=np.concatenate([q[4] for q in parts]).astype(np.float32),
+                )
+            )
+        return out
+
+    # ---- queries ---------------------------------------------------------------
+
+    def query(
+        self, image: np.ndarray, box: tuple[float, float, float, float] | None = None
+    ) -> QueryEmbedding:
+        """Vector and labels of a query crop, pooled from the query image's own feature map."""
+        image = _check_image(image, "query image")
+        src_h, src_w = image.shape[:2]
+        src_box = (0.0, 0.0, float(src_w), float(src_h)) if box is None else _check_box(box, src_w, src_h)
+        resized = self._resize(image)
+        sy, sx = resized.shape[0] / src_h, resized.shape[1] / src_w
+        p, bb = self.params, self.backbone
+        with torch.inference_mode(), self._autocast():
+            feats = bb.features(self._to_input([resized])).float()
+            if box is None:
+                vec, avg = _frame_pool(feats, p.pooling, p.gem_p)
+            else:
+                x0, y0, x1, y1 = src_box
+                rois = feats.new_tensor([[0.0, x0 * sx, y0 * sy, x1 * sx, y1 * sy]])
+                vec, avg = pool_boxes(feats, rois, stride=bb.stride, pooling=p.pooling, gem_p=p.gem_p)
+            probs, ids = bb.classify(avg).float().softmax(1).topk(p.label_top_k, 1)
+        return QueryEmbedding(
+            vector=vec[0].float().cpu().numpy(),
+            box=src_box,
+            label_ids=ids[0].cpu().numpy().astype(np.int64),
+            label_probs=probs[0].cpu().numpy(),
+        )
+
+    def embed_query(
+        self, image: np.ndarray, box: tuple[float, float, float, float] | None = None
+    ) -> np.ndarray:
+        """(dim,) L2-normalised vector of ``box`` (source pixels) in ``image``; whole image without a box."""
+        return self.query(image, box).vector
+
+
+def _check_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """Validate a query box (x0, y0, x1, y1 in source pixels) and clip it to the image."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise InvalidQueryError(f"query box must be four numbers x0, y0, x1, y1, got {box!r}") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+        raise InvalidQueryError(f"query box {box!r} is empty or not finite (need x0 < x1 and y0 < y1)")
+    cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+    cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+    if cx1 - cx0 < 1 or cy1 - cy0 < 1:
+        raise InvalidQueryError(f"query box {box!r} lies outside the {width}x{height} image")
+    return cx0, cy0, cx1, cy1
+
+
+def _to_source(res: FrameRegions, src_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> FrameRegions:
+    """Map boxes from network-input pixels back to source pixels; clip the whole-frame row exactly."""
+    sy, sx = src_shape[0] / in_shape[0], src_shape[1] / in_shape[1]
+    boxes = res.boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, src_shape[1])
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, src_shape[0])
+    res.boxes = boxes.astype(np.float32)
+    return res
