@@ -92,3 +92,20 @@ def test_hits_carry_boxes_inside_the_frame_and_spans_inside_the_shot(ingested_ed
         assert hit.shot.start_s - 1e-6 <= hit.start_s <= hit.keyframe_s <= hit.end_s <= hit.shot.end_s + 1e-6
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("word", ["bird", "car", "bottle"])
+def test_label_text_search_without_clip_ranks_the_tagged_shots(
+    edit_clip: Path, ingested_edit, word: str
+) -> None:
+    """No CLIP weights here: a text query is answered from the backbone's ImageNet labels."""
+    searcher, video_id = ingested_edit
+    gt = json.loads(edit_clip.with_suffix(".shots.json").read_text())
+    relevant = {s["shot"] for s in gt["shots"] if word in s["tags"]}
+    result = searcher.search(Query(text=word, top_k=10))
+    assert result.mode == "labels" and any("labels" in note for note in result.notes)
+    ranked = [h.shot.index for h in result.hits if h.video_id == video_id]
+    precision_at_3 = len(set(ranked[:3]) & relevant) / 3
+    # The issue's "at least 0.67" is 2 of 3 (car and bottle have only two tagged shots each).
+    assert precision_at_3 >= 2 / 3 - 1e-9, f"{word}: top shots {ranked[:5]}, tagged {sorted(relevant)}"
