@@ -66,7 +66,6 @@ def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         warnings.warn(message, stacklevel=3)
-        log.warning(message)
 
 
 def clip_space_name(settings: Settings) -> str:
