@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,7 @@ def search_ok(response: httpx.Response) -> dict:
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"hits", "mode", "notes", "videos"}
+    assert re.fullmatch(r"search;dur=[0-9.]+, serialise;dur=[0-9.]+", response.headers["server-timing"])
     for hit in body["hits"]:
         assert set(hit) == HIT_KEYS
         assert hit["start_s"] <= hit["keyframe_s"] <= hit["end_s"] + 1e-6

@@ -14,13 +14,13 @@ Example::
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -94,7 +94,10 @@ def document_errors(app: FastAPI, max_top_k: int) -> None:
 def create_app(
     settings: Settings | None = None, *, ingest_mode: str | None = None, warm: bool = False
 ) -> FastAPI:
-    """The API over ``settings``' catalog; ``ingest_mode`` 'queue' | 'thread' (default: by broker)."""
+    """The API over ``settings``' catalog; ``ingest_mode`` 'queue' | 'thread' (default: by broker).
+
+    ``warm``: load the search models at startup, before the server accepts requests.
+    """
     settings = settings or get_settings()
     settings.ensure_dirs()
     catalog = get_catalog(settings)
@@ -103,7 +106,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if warm:
-            threading.Thread(target=warm_up, args=(settings,), name="vi-warm-up", daemon=True).start()
+            # Before the first request is accepted: models then load once, never concurrently.
+            await run_in_threadpool(warm_up, settings)
         yield
         runner.close()
 

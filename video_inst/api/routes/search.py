@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -129,8 +130,14 @@ def run_query(body: SearchBody, state: ApiState) -> Any:
 )
 async def search_endpoint(request: Request, state: ApiState = Depends(get_state)) -> JSONResponse:
     body = await read_search_body(request)
+    started = time.perf_counter()
     result = await run_in_threadpool(run_query, body, state)
-    return JSONResponse(search_json(result, root_of(request)))
+    searched = time.perf_counter()
+    response = JSONResponse(search_json(result, root_of(request)))
+    # Where the time went, for browsers' dev tools and scripts/bench_api.py (W3C Server-Timing).
+    search_ms, serialise_ms = (searched - started) * 1000, (time.perf_counter() - searched) * 1000
+    response.headers["Server-Timing"] = f"search;dur={search_ms:.1f}, serialise;dur={serialise_ms:.1f}"
+    return response
 
 
 def _export_responses() -> dict[int | str, dict[str, Any]]:

@@ -1,0 +1,451 @@
+#!/usr/bin/env python
+"""Latency of text and crop search over HTTP with N tracks in the index, and the server's memory.
+
+Builds (or reuses, ``--home``) an embedded data dir: real catalog rows bulk-inserted with
+SQL (videos, shots, keyframes, tracks with top-5 ImageNet labels, one box per track and its
+region vector) where the vectors are synthetic clustered unit vectors in the real DASR model
+space, then the FAISS index through ``IndexStore.sync``. Starts ``video-inst serve`` on it
+in a subprocess, sends sequential text searches (JSON) and crop searches (multipart image +
+box) over one keep-alive connection and prints p50 / p95 / mean, plus the server's RSS.
+``--profile`` also times the pieces in-process (model, FAISS, SQL, JSON) to say where the
+time goes. Asserts nothing; figures go in docs/API.md with the command that made them.
+
+Usage::
+
+    .venv/bin/python scripts/bench_api.py --n 20000                       # quick
+    .venv/bin/python scripts/bench_api.py --n 1000000 --home /tmp/vi_bench_1m --profile
+    .venv/bin/python scripts/bench_api.py --home /tmp/vi_bench_1m          # reuse the built catalog
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from video_inst.config import Settings  # noqa: E402
+
+SHOTS_PER_VIDEO = 100
+TRACKS_PER_SHOT = 10
+SHOT_S = 4.0
+FPS = 25
+TEXTS = [
+    "dog",
+    "a red car",
+    "bird",
+    "coffee mug",
+    "person on a bicycle",
+    "umbrella",
+    "boat",
+    "cat",
+    "water bottle",
+    "flower",
+]
+
+INSERT_VIDEO = (
+    "INSERT INTO videos (id, path, content_hash, size_bytes, status, warnings, width, height, rotation,"
+    " fps_num, fps_den, time_base_num, time_base_den, start_pts, duration_s, frame_count,"
+    " variable_frame_rate, truncated, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, 'done', '[]', 1920, 1080, 0, ?, 1, 1, ?, 0, ?, ?, 0, 0, ?, ?)"
+)
+INSERT_SHOT = (
+    'INSERT INTO shots (id, video_id, "index", start_pts, end_pts, start_s, end_s, start_frame, end_frame)'
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_KEYFRAME = (
+    "INSERT INTO keyframes (id, video_id, shot_id, pts, time_s, frame) VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_TRACK = (
+    "INSERT INTO tracks (id, video_id, shot_id, is_frame, start_s, end_s, best_keyframe_id, score, labels)"
+    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)"
+)
+INSERT_BOX = (
+    "INSERT INTO track_boxes (id, track_id, keyframe_id, x0, y0, x1, y1, score)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_LABEL = "INSERT INTO track_labels (track_id, rank, label, prob) VALUES (?, ?, ?, ?)"
+INSERT_VECTOR = "INSERT INTO vectors (id, space_id, kind, owner_id, video_id, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def clustered(rng: np.random.Generator, centres: np.ndarray, m: int, spread: float) -> np.ndarray:
+    """Unit vectors around random centres (the shape of real embeddings, not a uniform cloud)."""
+    noise = rng.standard_normal((m, centres.shape[1]), dtype=np.float32) * np.float32(
+        spread / np.sqrt(centres.shape[1])
+    )
+    x = centres[rng.integers(0, len(centres), m)] + noise
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def build(home: Path, n: int, settings: Settings, seed: int = 7) -> dict:
+    """Bulk-insert N tracks with their rows and region vectors, then build the index."""
+    from video_inst.analyse import load_dasr
+    from video_inst.catalog.db import get_catalog
+    from video_inst.models.labels import label_names
+    from video_inst.vectors.codec import encode
+    from video_inst.vectors.store import IndexStore
+
+    started = time.perf_counter()
+    dasr = load_dasr(settings)
+    space_name, dim = dasr.space_name, int(dasr.dim)
+    del dasr
+    catalog = get_catalog(settings)
+    store = IndexStore(settings.index_dir, catalog, settings)
+    with catalog.session() as s:
+        space_id = int(store.ensure_space(s, space_name, "dasr", dim, {}).id)
+    names = label_names(range(1000))
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((2000, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    per_video = SHOTS_PER_VIDEO * TRACKS_PER_SHOT
+    n_videos = -(-n // per_video)
+    db = sqlite3.connect(settings.home / "catalog.sqlite3")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA foreign_keys=OFF")
+    cur = db.cursor()
+    track_id = box_id = 0
+    zipf = 1.0 / np.arange(1, 1001) ** 0.8  # some labels common, most rare (as in real footage)
+    zipf /= zipf.sum()
+    for v in range(1, n_videos + 1):
+        cur.execute(
+            INSERT_VIDEO,
+            (
+                v,
+                f"/bench/media/video_{v:06d}.mp4",
+                f"{v:064x}",
+                10**9,
+                FPS,
+                FPS,
+                SHOTS_PER_VIDEO * SHOT_S,
+                int(SHOTS_PER_VIDEO * SHOT_S * FPS),
+                now,
+                now,
+            ),
+        )
+        shots, keyframes, tracks, boxes, labels, vectors = [], [], [], [], [], []
+        for i in range(SHOTS_PER_VIDEO):
+            if track_id >= n:
+                break
+            shot_id = (v - 1) * SHOTS_PER_VIDEO + i + 1
+            start, end = i * SHOT_S, (i + 1) * SHOT_S
+            shots.append(
+                (
+                    shot_id,
+                    v,
+                    i,
+                    int(start * FPS),
+                    int(end * FPS),
+                    start,
+                    end,
+                    int(start * FPS),
+                    int(end * FPS) - 1,
+                )
+            )
+            kf_time = start + SHOT_S / 2
+            keyframes.append((shot_id, v, shot_id, int(kf_time * FPS), kf_time, int(kf_time * FPS)))
+            for _ in range(min(TRACKS_PER_SHOT, n - track_id)):
+                track_id += 1
+                box_id += 1
+                classes = rng.choice(1000, 5, replace=False, p=zipf)
+                probs = np.sort(rng.dirichlet(np.ones(6)))[::-1][:5]
+                top = [[names[c], round(float(p), 4)] for c, p in zip(classes, probs)]
+                x0, y0 = float(rng.uniform(0, 1500)), float(rng.uniform(0, 800))
+                tracks.append((track_id, v, shot_id, start, end, shot_id, float(probs[0]), json.dumps(top)))
+                boxes.append((box_id, track_id, shot_id, x0, y0, x0 + 300, y0 + 200, float(probs[0])))
+                labels += [(track_id, r, name, p) for r, (name, p) in enumerate(top)]
+        x = clustered(rng, centres, len(boxes), 0.75)
+        vectors = [(b[0], space_id, "region", b[0], v, blob) for b, blob in zip(boxes, encode(x))]
+        cur.executemany(INSERT_SHOT, shots)
+        cur.executemany(INSERT_KEYFRAME, keyframes)
+        cur.executemany(INSERT_TRACK, tracks)
+        cur.executemany(INSERT_BOX, boxes)
+        cur.executemany(INSERT_LABEL, labels)
+        cur.executemany(INSERT_VECTOR, vectors)
+        if v % 50 == 0 or track_id >= n:
+            db.commit()
+            print(f"  rows: {track_id:>9} tracks  {time.perf_counter() - started:7.1f} s", flush=True)
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+    rows_s = time.perf_counter() - started
+    report = store.sync(space_id, "region")
+    return {
+        "tracks": track_id,
+        "videos": n_videos,
+        "space": space_name,
+        "dim": dim,
+        "rows_s": rows_s,
+        "index_s": report.seconds,
+        "factory": report.factory,
+    }
+
+
+# ---------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        # not ``-m video_inst.cli``: run as __main__, the module's commands register on a second copy
+        [
+            sys.executable,
+            "-c",
+            "from video_inst.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(base + "/health", timeout=30).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def crop_queries(count: int, seed: int = 3) -> list[tuple[bytes, str]]:
+    """JPEG frame grabs (at most 1280 px) with a random box each, from the shared test photos."""
+    from PIL import Image
+
+    folder = REPO.parent / "shared" / "media" / "images"
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png", ".bmp"))
+    rnd = random.Random(seed)
+    out = []
+    for i in range(count):
+        with Image.open(paths[i % len(paths)]) as image:
+            image = image.convert("RGB")
+            image.thumbnail((1280, 1280))
+            buf = io.BytesIO()
+            image.save(buf, format="JPEG", quality=90)
+            w, h = image.size
+        x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
+        x1, y1 = rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1)
+        out.append((buf.getvalue(), f"{x0},{y0},{x1},{y1}"))
+    return out
+
+
+def percentiles(times: list[float]) -> str:
+    ms = np.asarray(times) * 1000
+    return (
+        f"p50 {np.percentile(ms, 50):7.1f} ms  p95 {np.percentile(ms, 95):7.1f} ms  mean {ms.mean():7.1f} ms"
+    )
+
+
+def server_ms(response: object) -> float:
+    """The search time the server reports in its Server-Timing header (ms)."""
+    header = response.headers.get("server-timing", "")  # type: ignore[attr-defined]
+    found = re.search(r"search;dur=([0-9.]+)", header)
+    return float(found.group(1)) if found else float("nan")
+
+
+def run_http(base: str, queries: int, top_k: int) -> dict[str, list[float]]:
+    """Sequential searches over one connection: client latency and the server's own search time."""
+    import httpx
+
+    crops = crop_queries(min(queries, 24))
+    times: dict[str, list[float]] = {"text": [], "crop": [], "text server": [], "crop server": []}
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for i in range(3):  # warm-up: label table, index pages, SQLite cache
+            client.post("/search", json={"text": TEXTS[i], "top_k": top_k}).raise_for_status()
+            image, box = crops[i % len(crops)]
+            client.post("/search", data={"box": box, "top_k": str(top_k)}, files={"image": ("q.jpg", image)})
+        for i in range(queries):
+            t = time.perf_counter()
+            r = client.post("/search", json={"text": TEXTS[i % len(TEXTS)], "top_k": top_k})
+            times["text"].append(time.perf_counter() - t)
+            r.raise_for_status()
+            times["text server"].append(server_ms(r) / 1000)
+        for i in range(queries):
+            image, box = crops[i % len(crops)]
+            t = time.perf_counter()
+            r = client.post(
+                "/search",
+                data={"box": box, "top_k": str(top_k)},
+                files={"image": ("q.jpg", image, "image/jpeg")},
+            )
+            times["crop"].append(time.perf_counter() - t)
+            r.raise_for_status()
+            times["crop server"].append(server_ms(r) / 1000)
+    return times
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def profile(settings: Settings, queries: int, top_k: int) -> None:
+    """Where a search spends its time, measured piece by piece in this process."""
+    from video_inst.api.serialise import search_json
+    from video_inst.media.images import load_image, parse_box
+    from video_inst.search import Query, Searcher
+
+    searcher = Searcher(settings)
+    crops = crop_queries(min(queries, 24))
+    parts: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "text: label match",
+            "text: search total",
+            "crop: decode image",
+            "crop: DASR embed",
+            "crop: FAISS search",
+            "crop: search total",
+            "json",
+        )
+    }
+    with searcher.catalog.session() as s:
+        from video_inst.search import _space
+
+        space = _space(s, searcher.dasr.space_name)
+        space_id = space.id
+    for i in range(3):
+        searcher.search(Query(text=TEXTS[i], top_k=top_k))
+    for i in range(queries):
+        text = TEXTS[i % len(TEXTS)]
+        t = time.perf_counter()
+        searcher.labels.match(text)
+        parts["text: label match"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        result = searcher.search(Query(text=text, top_k=top_k))
+        parts["text: search total"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        json.dumps(search_json(result, ""))
+        parts["json"].append(time.perf_counter() - t)
+    for i in range(queries):
+        data, box_text = crops[i % len(crops)]
+        t = time.perf_counter()
+        image = load_image(data)
+        parts["crop: decode image"].append(time.perf_counter() - t)
+        box = parse_box(box_text)
+        t = time.perf_counter()
+        vector = searcher.dasr.embed_query(image, box)
+        parts["crop: DASR embed"].append(time.perf_counter() - t)
+        fetch = min(max((top_k) * 10, 100), 10_000)
+        t = time.perf_counter()
+        searcher.store.search(space_id, "region", vector[None, :], fetch)
+        parts["crop: FAISS search"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        searcher.search(Query(image=image, box=box, top_k=top_k))
+        parts["crop: search total"].append(time.perf_counter() - t)
+    for name, times in parts.items():
+        print(f"  {name:<22} {percentiles(times)}", flush=True)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="tracks in the index")
+    parser.add_argument("--home", type=Path, help="data dir to build in / reuse (default: a temp dir)")
+    parser.add_argument("--queries", type=int, default=100, help="queries of each kind")
+    parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument(
+        "--approx", choices=["ivfpq", "hnsw"], default="ivfpq", help="index past 200k vectors"
+    )
+    parser.add_argument("--profile", action="store_true", help="also time the pieces in-process")
+    args = parser.parse_args()
+
+    tmp = None
+    home = args.home
+    if home is None:
+        tmp = tempfile.TemporaryDirectory(prefix="vi_bench_api_")
+        home = Path(tmp.name)
+    env = {
+        **os.environ,
+        "VIDEO_INST_HOME": str(home),
+        "VIDEO_INST_APPROX_INDEX": args.approx,
+        "PYTHONPATH": str(REPO),
+    }
+    for var in ("VIDEO_INST_DATABASE_URL", "VIDEO_INST_CONFIG", "VIDEO_INST_BROKER_URL"):
+        env.pop(var, None)
+    settings = Settings(home=home, database_url=None, approx_index=args.approx)
+    settings.ensure_dirs()
+    if (home / "catalog.sqlite3").exists() and any((home / "index").glob("*.faiss")):
+        print(f"reusing {home}")
+    else:
+        print(f"building {args.n} tracks in {home}", flush=True)
+        info = build(home, args.n, settings)
+        print(
+            f"built {info['tracks']} tracks in {info['videos']} videos, "
+            f"space {info['space']} ({info['dim']}-d): "
+            f"rows {info['rows_s']:.0f} s, index {info['factory']} in {info['index_s']:.0f} s",
+            flush=True,
+        )
+    from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.models import IndexState, Track
+
+    with get_catalog(settings).session() as s:
+        from sqlalchemy import func, select
+
+        tracks = s.scalar(select(func.count()).select_from(Track))
+        states = s.execute(select(IndexState.kind, IndexState.factory, IndexState.count)).all()
+    print(f"catalog: {tracks} tracks; indexes: {[tuple(r) for r in states]}", flush=True)
+
+    proc, base = start_server(env)
+    try:
+        idle, _ = rss_mib(proc.pid)
+        times = run_http(base, args.queries, args.top_k)
+        now, peak = rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"HTTP, {args.queries} sequential queries each, top_k {args.top_k}, {os.cpu_count()} CPUs:")
+    for kind, label in (("text", "text (labels)"), ("crop", "crop (image) ")):
+        overhead = np.asarray(times[kind]) - np.asarray(times[f"{kind} server"])
+        print(f"  {label} {percentiles(times[kind])}")
+        print(f"    of which API + HTTP (latency - Server-Timing search) {percentiles(list(overhead))}")
+    print(f"server RSS: {idle:.0f} MiB after start, {now:.0f} MiB after the queries, peak {peak:.0f} MiB")
+    if args.profile:
+        print("in-process breakdown:")
+        profile(settings, min(args.queries, 50), args.top_k)
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
