@@ -36,7 +36,6 @@ def api_schema(live_api: LiveApi) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(live_api.url("/openapi.json"))
 
 
-@pytest.mark.slow  # ~45 s of requests on the 2-core machine
 def test_no_server_errors_and_answers_match_the_schema(
     api_schema: schemathesis.BaseSchema, live_api: LiveApi
 ) -> None:
