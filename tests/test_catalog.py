@@ -75,6 +75,28 @@ def test_migrations_build_the_schema_and_downgrade_back(db_url: str) -> None:
     engine.dispose()
 
 
+def _label_indexes(url: str) -> dict[str, list[str]]:
+    engine = make_engine(url)
+    try:
+        return {ix["name"]: list(ix["column_names"]) for ix in inspect(engine).get_indexes("track_labels")}
+    finally:
+        engine.dispose()
+
+
+def test_0002_swaps_the_label_index_for_a_covering_one_and_back(db_url: str) -> None:
+    upgrade(db_url, "0001")
+    assert _label_indexes(db_url)["ix_track_labels_label"] == ["label"]
+    upgrade(db_url, "0002")
+    indexes = _label_indexes(db_url)
+    assert indexes["ix_track_labels_label_track_prob"] == ["label", "track_id", "prob"]
+    assert "ix_track_labels_label" not in indexes
+    downgrade(db_url, "0001")
+    indexes = _label_indexes(db_url)
+    assert indexes["ix_track_labels_label"] == ["label"]
+    assert "ix_track_labels_label_track_prob" not in indexes
+    assert current_revision(db_url) == "0001"
+
+
 def test_shot_plan_round_trip_and_cascading_delete(db_url: str) -> None:
     catalog = Catalog(db_url, auto_upgrade=True)
     with catalog.session() as s:

@@ -190,7 +190,8 @@ class Label(Base):
     """Top-k ImageNet labels of a track, one row each so they can be filtered in SQL."""
 
     __tablename__ = "track_labels"
-    __table_args__ = (Index("ix_track_labels_label", "label"),)
+    # Covering index: label search sums weight * prob per track from the index alone (0002).
+    __table_args__ = (Index("ix_track_labels_label_track_prob", "label", "track_id", "prob"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
