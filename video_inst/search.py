@@ -18,12 +18,13 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
@@ -33,6 +34,13 @@ from video_inst.errors import InvalidQueryError, NotFoundError
 from video_inst.hits import Hit, ShotRef, VideoRef
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+SCORE_DECIMALS = 6
+
+
+def shown_score(score: float) -> float:
+    """The score a hit shows; ``min_score`` filters on this same value, so a hit shown at
+    0.5 passes ``min_score=0.5`` even when its unrounded score was 0.4999996."""
+    return round(float(score), SCORE_DECIMALS)
 
 
 @dataclass
@@ -139,6 +147,9 @@ class Searcher:
         self._clip_reason: str | None = None
         self._clip_loaded = clip is not None
         self._labels: Any = None
+        # One lock for the lazy loads: the API searches from a thread pool, and two first
+        # requests must not each load (and keep) a model.
+        self._load_lock = threading.Lock()
 
     # --- lazily loaded parts ---------------------------------------------------------
     @property
@@ -150,26 +161,32 @@ class Searcher:
     @property
     def dasr(self) -> Any:
         if self._dasr is None:
-            from video_inst.analyse import load_dasr
+            with self._load_lock:
+                if self._dasr is None:
+                    from video_inst.analyse import load_dasr
 
-            self._dasr = load_dasr(self.settings)
+                    self._dasr = load_dasr(self.settings)
         return self._dasr
 
     @property
     def clip(self) -> Any:
         if not self._clip_loaded:
-            from video_inst.analyse import load_clip
+            with self._load_lock:
+                if not self._clip_loaded:
+                    from video_inst.analyse import load_clip
 
-            self._clip, self._clip_reason = load_clip(self.settings)
-            self._clip_loaded = True
+                    self._clip, self._clip_reason = load_clip(self.settings)
+                    self._clip_loaded = True
         return self._clip
 
     @property
     def labels(self) -> Any:
         if self._labels is None:
-            from video_inst.models.labels import LabelMatcher
+            with self._load_lock:
+                if self._labels is None:
+                    from video_inst.models.labels import LabelMatcher
 
-            self._labels = LabelMatcher.load(self.settings)
+                    self._labels = LabelMatcher.load(self.settings)
         return self._labels
 
     # --- the front door ----------------------------------------------------------------
@@ -272,22 +289,39 @@ class Searcher:
         ]
 
     def _by_labels(self, session: Session, text: str, k: int) -> list[_Candidate]:
+        """Top ``k`` object tracks by sum(weight(label) * prob), aggregated and limited in SQL.
+
+        Why in SQL: a common word matches hundreds of thousands of label rows; only the
+        top ``k`` tracks come back. Frame tracks are dropped after the limit (a join before
+        it would cost a row lookup per label row); if that leaves fewer than ``k``, the
+        limit grows until it does or the matches run out.
+        """
         from video_inst.models.labels import label_names
 
         weights = dict(self.labels.match(text))
         if not weights:
             return []
         names = dict(zip(label_names(weights), weights.values()))
-        rows = session.execute(
-            select(Label.track_id, Label.label, Label.prob)
-            .join(Track, Track.id == Label.track_id)
-            .where(Label.label.in_(list(names)), Track.is_frame.is_(False))
+        score = func.sum(case(names, value=Label.label, else_=0.0) * Label.prob).label("score")
+        ranked = (
+            select(Label.track_id, score)
+            .where(Label.label.in_(list(names)))
+            .group_by(Label.track_id)
+            .order_by(score.desc(), Label.track_id)
         )
-        scores: dict[int, float] = {}
-        for track_id, label, prob in rows:
-            scores[track_id] = scores.get(track_id, 0.0) + names[label] * float(prob)
-        best = sorted(scores.items(), key=lambda item: -item[1])[:k]
-        return [_Candidate(track_id=t, score=round(s, 6)) for t, s in best]
+        limit, checked, frames = k + 16, 0, set[int]()
+        while True:
+            rows = session.execute(ranked.limit(limit)).all()
+            for start in range(checked, len(rows), 10_000):  # bounded IN lists (SQLite's variable limit)
+                ids = [t for t, _ in rows[start : start + 10_000]]
+                frames.update(
+                    session.scalars(select(Track.id).where(Track.id.in_(ids), Track.is_frame.is_(True)))
+                )
+            checked = len(rows)
+            objects = [(t, s) for t, s in rows if t not in frames]
+            if len(objects) >= k or len(rows) < limit:
+                return [_Candidate(track_id=t, score=float(s)) for t, s in objects[:k]]
+            limit *= 4
 
     # --- candidates → hits ----------------------------------------------------------------
     def _to_hits(self, session: Session, candidates: list[_Candidate], query: Query, mode: str) -> list[Hit]:
@@ -305,7 +339,7 @@ class Searcher:
             track = tracks.get(c.track_id)
             if track is None:
                 continue
-            if query.min_score is not None and c.score < query.min_score:
+            if query.min_score is not None and shown_score(c.score) < query.min_score:
                 continue
             if query.video_ids and track.video_id not in query.video_ids:
                 continue
@@ -375,7 +409,7 @@ class Searcher:
                     box=[round(box.x0, 2), round(box.y0, 2), round(box.x1, 2), round(box.y1, 2)]
                     if box
                     else [],
-                    score=round(float(c.score), 6),
+                    score=shown_score(c.score),
                     track_id=track.id,
                     mode=mode,
                     labels=track.labels,
@@ -422,12 +456,15 @@ def _rrf_by_shot(session: Session, rankings: list[list[_Candidate]]) -> list[_Ca
 
 
 _SEARCHERS: dict[str, Searcher] = {}
+_SEARCHERS_LOCK = threading.Lock()
 
 
 def search(query: Query, *, settings: Settings | None = None) -> SearchResult:
     """Search with the process's shared ``Searcher`` (models load once)."""
     settings = settings or get_settings()
     key = settings.model_dump_json()
-    if key not in _SEARCHERS:
-        _SEARCHERS[key] = Searcher(settings)
-    return _SEARCHERS[key].search(query)
+    with _SEARCHERS_LOCK:
+        searcher = _SEARCHERS.get(key)
+        if searcher is None:
+            searcher = _SEARCHERS[key] = Searcher(settings)
+    return searcher.search(query)
