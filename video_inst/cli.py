@@ -456,4 +456,9 @@ def reindex(space: str, as_json: bool) -> None:
 from video_inst import cli_api, cli_jobs  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # ``python -m video_inst.cli`` runs this file as ``__main__``, a second copy of the module:
+    # cli_api and cli_jobs registered their commands on the group of ``video_inst.cli`` (the
+    # copy they import), not on this one. Run that group, as the ``video-inst`` script does.
+    from video_inst.cli import main as registered_main
+
+    registered_main()
