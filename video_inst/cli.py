@@ -157,37 +157,16 @@ def ingest(
 # --- catalog views -------------------------------------------------------------------
 
 
-def _video_json(video: Any) -> dict[str, Any]:
-    return {
-        "video_id": video.id,
-        "path": video.path,
-        "status": video.status,
-        "error": video.error,
-        "content_hash": video.content_hash,
-        "size_bytes": video.size_bytes,
-        "container": video.container,
-        "codec": video.codec,
-        "width": video.width,
-        "height": video.height,
-        "frame_rate": f"{video.fps_num}/{video.fps_den}" if video.fps_num else None,
-        "duration_s": video.duration_s,
-        "frame_count": video.frame_count,
-        "start_timecode": video.start_timecode,
-        "variable_frame_rate": video.variable_frame_rate,
-        "truncated": video.truncated,
-        "warnings": video.warnings or [],
-    }
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def videos(as_json: bool) -> None:
     """The catalog's videos."""
     from video_inst.catalog import repo
     from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.rows import video_row
 
     with get_catalog().session() as s:
-        rows = [_video_json(v) for v in repo.list_videos(s)]
+        rows = [video_row(v) for v in repo.list_videos(s)]
     if as_json:
         _emit(rows)
         return

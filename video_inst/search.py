@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import Keyframe, Label, ModelSpace, Shot, Track, TrackBox, Vector, Video
+from video_inst.catalog.rows import video_ref
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError
-from video_inst.hits import Hit, ShotRef, VideoRef
+from video_inst.hits import Hit, ShotRef
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 SCORE_DECIMALS = 6
@@ -414,16 +415,7 @@ class Searcher:
                     mode=mode,
                     labels=track.labels,
                     keyframe_id=box.keyframe_id if box else None,
-                    video=VideoRef(
-                        video_id=video.id,
-                        path=video.path,
-                        frame_rate_num=video.fps_num or 25,
-                        frame_rate_den=video.fps_den or 1,
-                        start_timecode=video.start_timecode,
-                        duration_s=video.duration_s or 0.0,
-                        width=video.width or 0,
-                        height=video.height or 0,
-                    ),
+                    video=video_ref(video),
                 )
             )
         return hits
