@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
     approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
     default_top_k: int = 20
+    search_threads: int = Field(
+        1,
+        description="Torch threads of `video-inst serve` (0 = torch's default): on a small shared CPU one "
+        "query's forward pass runs 2-3x faster on one thread than on two (docs/API.md), and concurrent "
+        "requests then share the cores instead of fighting over them.",
+    )
     max_top_k: int = 1000
 
     # --- API -----------------------------------------------------------------
