@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
@@ -303,10 +303,17 @@ class Searcher:
         if not weights:
             return []
         names = dict(zip(label_names(weights), weights.values()))
-        score = func.sum(case(names, value=Label.label, else_=0.0) * Label.prob).label("score")
+        # The weights as a joined table: one lookup per class, not a CASE of every class per row
+        # (2.6 s instead of 6.4 s for "bird": 59 classes, 988k rows, SQLite, docs/API.md).
+        parts = [
+            select(literal(name).label("label"), literal(float(w)).label("weight"))
+            for name, w in names.items()
+        ]
+        table = (union_all(*parts) if len(parts) > 1 else parts[0]).cte("query_labels")
+        score = func.sum(table.c.weight * Label.prob).label("score")
         ranked = (
             select(Label.track_id, score)
-            .where(Label.label.in_(list(names)))
+            .join(table, table.c.label == Label.label)
             .group_by(Label.track_id)
             .order_by(score.desc(), Label.track_id)
         )
