@@ -372,6 +372,28 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         parts["crop: search total"].append(time.perf_counter() - t)
     for name, times in parts.items():
         print(f"  {name:<22} {percentiles(times)}", flush=True)
+    print("label search per text (search._by_labels incl. the label match, best of 3):")
+    per_text(searcher, top_k)
+
+
+def per_text(searcher: object, top_k: int) -> None:
+    """Label search per bench text: classes matched, label rows they hold, best of 3 (in-process)."""
+    from sqlalchemy import func, select
+
+    from video_inst.catalog.models import Label
+    from video_inst.models.labels import label_names
+
+    fetch = min(max(top_k * 10, 100), 10_000)
+    for text in TEXTS:
+        names = label_names(dict(searcher.labels.match(text)))  # type: ignore[attr-defined]
+        with searcher.catalog.session() as s:  # type: ignore[attr-defined]
+            rows = s.scalar(select(func.count()).select_from(Label).where(Label.label.in_(names)))
+            times = []
+            for _ in range(4):  # the first one warms the pages
+                t = time.perf_counter()
+                searcher._by_labels(s, text, fetch)  # type: ignore[attr-defined]
+                times.append(time.perf_counter() - t)
+        print(f"  {text!r:22} {len(names):4} classes {rows:>9,} label rows {min(times[1:]) * 1000:7.0f} ms")
 
 
 def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
