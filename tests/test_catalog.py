@@ -200,6 +200,14 @@ def test_migration_0002_backfills_track_spaces_and_downgrades_with_data(db_url: 
         spaces = dict(c.execute(text("SELECT id, space_id FROM tracks ORDER BY id")).all())
     # Track 1 from its DASR vector (not the CLIP one); track 2 has none: from the video's DASR space.
     assert spaces == {1: 2, 2: 2}
+    # Tracks of two DASR spaces cannot go below 0002 without merging them: refused, nothing lost.
+    with engine.begin() as c:
+        c.execute(text("UPDATE tracks SET space_id = 1 WHERE id = 2"))
+    with pytest.raises(RuntimeError, match="several DASR model spaces"):
+        downgrade(db_url, "0001")
+    assert current_revision(db_url) == head_revision()
+    with engine.begin() as c:
+        c.execute(text("UPDATE tracks SET space_id = 2 WHERE id = 2"))
     downgrade(db_url, "0001")
     assert current_revision(db_url) == "0001"
     assert "space_id" not in {col["name"] for col in inspect(engine).get_columns("tracks")}

@@ -350,9 +350,16 @@ def index_rebuild() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def index_check(as_json: bool) -> None:
     """Compare every index with SQL; exit 1 when they disagree."""
+    from sqlalchemy import select
+
+    from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.models import ModelSpace
     from video_inst.vectors.store import get_index_store
 
-    store = get_index_store(get_settings())
+    settings = get_settings()
+    store = get_index_store(settings)
+    with get_catalog(settings).session() as s:
+        names = dict(s.execute(select(ModelSpace.id, ModelSpace.name)).all())
     rows = []
     ok = True
     for space_id, kind in store.known_indexes():
@@ -361,6 +368,7 @@ def index_check(as_json: bool) -> None:
         rows.append(
             {
                 "space_id": space_id,
+                "space": names.get(space_id),
                 "kind": kind,
                 "sql": sql_count,
                 "index": index_count,

@@ -25,13 +25,14 @@ Example::
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from video_inst.catalog.models import ModelSpace, Video, VideoSpace
+from video_inst.catalog.models import IndexState, ModelSpace, Video, VideoSpace
 from video_inst.config import Settings
 from video_inst.errors import ModelSpaceMismatchError, WeightsMissingError
 
@@ -107,11 +108,12 @@ def configured_space_name(settings: Settings, family: str) -> str:
 def coverage(session: Session, family: str) -> tuple[int, list[tuple[ModelSpace, int]]]:
     """(ingested videos, [(space, videos done in it)]) for every space of a family, newest first."""
     total = int(session.scalar(select(func.count()).select_from(Video).where(Video.status == "done")) or 0)
+    # video_spaces rows exist only for ingested videos (a re-ingest replaces them in the same
+    # transaction that marks the video done), so no join with videos: a search pays this per family.
     done = dict(
         session.execute(
             select(VideoSpace.space_id, func.count())
-            .join(Video, Video.id == VideoSpace.video_id)
-            .where(VideoSpace.status == "done", Video.status == "done")
+            .where(VideoSpace.status == "done")
             .group_by(VideoSpace.space_id)
         ).all()
     )
@@ -121,14 +123,45 @@ def coverage(session: Session, family: str) -> tuple[int, list[tuple[ModelSpace,
     return total, [(space, int(done.get(space.id, 0))) for space in spaces]
 
 
+# Changes whenever coverage can: every ingest, re-index, delete or drop writes rows and syncs an
+# index (``index_state.generation``). One statement of index lookups, the same at any size; built
+# once, since building it costs more than running it.
+_FINGERPRINT = select(
+    select(func.count()).select_from(IndexState).scalar_subquery(),
+    select(func.sum(IndexState.generation)).scalar_subquery(),
+    select(func.max(VideoSpace.id)).scalar_subquery(),
+    select(func.max(Video.id)).scalar_subquery(),
+    select(func.max(ModelSpace.id)).scalar_subquery(),
+)
+
+
+_CACHE: dict[tuple, tuple[tuple, SpaceChoice]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def active_space(
     session: Session, family: str, settings: Settings, configured: str | None = None
 ) -> SpaceChoice:
     """The space of ``family`` that answers now (rules in the module docstring).
 
     ``configured`` overrides the settings' space name (a process that loaded an explicit model).
+    The answer is cached per catalog until ``_FINGERPRINT`` changes: counting coverage
+    costs ~10 ms per family at 10,000 videos (scripts/bench_spaces.py), paid by every search.
     """
     configured = configured or configured_space_name(settings, family)
+    key = (session.get_bind().url, family, configured)
+    fingerprint = tuple(session.execute(_FINGERPRINT).one())
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == fingerprint:
+        return hit[1]
+    choice = _choose(session, family, configured)
+    with _CACHE_LOCK:
+        _CACHE[key] = (fingerprint, choice)
+    return choice
+
+
+def _choose(session: Session, family: str, configured: str) -> SpaceChoice:
     total, spaces = coverage(session, family)
     by_name = {space.name: (space, n) for space, n in spaces}
     configured_covered = by_name.get(configured, (None, 0))[1]
