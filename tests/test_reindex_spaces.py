@@ -23,6 +23,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from video_inst.analyse import build_analyser, load_dasr
+from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import Job, ModelSpace, Track, Vector, VideoSpace
 from video_inst.config import Settings
@@ -30,6 +31,7 @@ from video_inst.errors import VideoInstError
 from video_inst.ingest import ingest_path
 from video_inst.reindex import drop_space, reindex_clip, reindex_dasr
 from video_inst.search import Query, Searcher
+from video_inst.spaces import active_tracks
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_SIZE, NEW_SIZE = 512, 384  # two DASR configurations of the same real backbone
@@ -147,6 +149,8 @@ def test_dasr_switch_reanalyses_into_a_new_space_old_answers_until_complete_then
 
     with catalog.session() as s:
         assert _track_spaces(catalog, [r.track_id for r in track_rows(s, ids[0], new_settings)]) == {old_id}
+        counted = repo.counts(s, video_id=ids[0], tracks=active_tracks(s, new_settings))
+        assert counted["tracks"] == per_space[old_id]  # one space's tracks, not both
     with pytest.raises(VideoInstError, match="answers dasr searches now"):
         drop_space(dasr_old.space_name, settings=new_settings, catalog=catalog)
 

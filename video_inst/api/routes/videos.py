@@ -64,7 +64,8 @@ def list_videos(
 def read_video(video_id: VideoId, request: Request, state: ApiState = Depends(get_state)) -> dict[str, Any]:
     with state.catalog.session() as s:
         video = get_video(s, video_id)
-        return video_json(video, root_of(request), counts=repo.counts(s, video_id=video.id))
+        counts = repo.counts(s, video_id=video.id, tracks=active_tracks(s, state.settings))
+        return video_json(video, root_of(request), counts=counts)
 
 
 @router.delete(
