@@ -23,9 +23,12 @@ from video_inst.media.types import Shot as ShotT
 from video_inst.media.types import ShotPlan, VideoInfo
 from video_inst.models.labels import LabelMatcher, label_class_ids, label_names
 from video_inst.search import Query, Searcher, _Candidate
+from video_inst.spaces import SpaceChoice
 
 BIRD_NAMES = label_names(sorted(label_class_ids("bird")))
 OTHER_NAMES = label_names([281, 817, 879, 440, 504])  # tabby, sports car, umbrella, beer bottle, coffee mug
+# Tracks made here carry no DASR space (like rows from before migration 0002): any space admits them.
+ANY_SPACE = SpaceChoice("dasr", "dasr:test", None, None, 0, 0, 0, 0)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -109,7 +112,7 @@ def test_sql_label_ranking_equals_the_sum_over_label_rows(settings: Settings) ->
     want = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
     with catalog.session() as s:
         for k in (1, 7, 50, 1000):
-            got = searcher._by_labels(s, "bird", k)
+            got = searcher._by_labels(s, "bird", k, ANY_SPACE)
             assert [c.track_id for c in got] == [t for t, _ in want[:k]]
             assert [c.score for c in got] == pytest.approx([v for _, v in want[:k]], abs=1e-9)
     catalog.engine.dispose()
@@ -124,7 +127,7 @@ def test_frame_tracks_above_the_first_limit_do_not_hide_object_tracks(settings: 
             _add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[0], 0.9 - i / 1000)], is_frame=True)
         objects = [_add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[1], 0.5 - i / 100)]) for i in range(5)]
     with catalog.session() as s:
-        got = _searcher(settings)._by_labels(s, "bird", 3)
+        got = _searcher(settings)._by_labels(s, "bird", 3, ANY_SPACE)
     assert [c.track_id for c in got] == objects[:3]
     catalog.engine.dispose()
 
@@ -142,7 +145,7 @@ def test_min_score_filters_on_the_score_the_hit_shows(settings: Settings) -> Non
     # the same for any ranking's raw scores (FAISS cosine similarities here)
     with catalog.session() as s:
         hits = _searcher(settings)._to_hits(
-            s, [_Candidate(track_id=near, score=0.49999961)], Query(text="x", min_score=0.5), "image"
+            s, [_Candidate(track_id=near, score=0.49999961)], Query(text="x", min_score=0.5), "image", None
         )
     assert [(h.track_id, h.score) for h in hits] == [(near, 0.5)]
     catalog.engine.dispose()
@@ -182,3 +185,28 @@ def test_lazy_models_load_once_under_concurrent_first_requests(
         t.join()
     assert calls == {"dasr": 1, "labels": 1}
     assert len(set(seen)) == 1
+
+
+def test_label_search_keeps_to_the_answering_dasr_space(settings: Settings) -> None:
+    """Tracks of another DASR space (a backbone switch in progress) never come back."""
+    from video_inst.catalog.models import ModelSpace
+
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        old, new = (
+            ModelSpace(name=f"dasr:test:{n}", family="dasr", dim=4, params={}) for n in ("old", "new")
+        )
+        s.add_all([old, new])
+        s.flush()
+        video_id, shot_ids, _ = _video(s, 1)
+        ours = [_add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[0], 0.9 - i / 10)]) for i in range(3)]
+        theirs = [_add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[1], 0.95 - i / 10)]) for i in range(3)]
+        for track_id in ours:
+            s.get(Track, track_id).space_id = old.id
+        for track_id in theirs:
+            s.get(Track, track_id).space_id = new.id
+        choice = SpaceChoice("dasr", new.name, old.id, old.name, 4, 1, 1, 0)
+    with catalog.session() as s:
+        got = _searcher(settings)._by_labels(s, "bird", 5, choice)
+    assert [c.track_id for c in got] == ours
+    catalog.engine.dispose()

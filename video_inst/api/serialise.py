@@ -55,6 +55,7 @@ def search_json(result: Any, root: str) -> dict[str, Any]:
         "hits": [hit_json(h, root) for h in result.hits],
         "mode": result.mode,
         "notes": list(result.notes),
+        "spaces": dict(getattr(result, "spaces", {})),
         "videos": videos,
     }
 
