@@ -18,6 +18,7 @@ from video_inst.catalog import repo
 from video_inst.catalog.db import get_catalog, upgrade
 from video_inst.catalog.models import Label, Track
 from video_inst.config import Settings
+from video_inst.label_postings import PostingsCache
 from video_inst.media.types import Keyframe as KeyframeT
 from video_inst.media.types import Shot as ShotT
 from video_inst.media.types import ShotPlan, VideoInfo
@@ -88,9 +89,14 @@ def _add_track(session, video_id: int, shot_id: int, labels: list[tuple[str, flo
     return track.id
 
 
-def _searcher(settings: Settings) -> Searcher:
+def _searcher(settings: Settings, *, postings: bool = False) -> Searcher:
+    """``postings``: rank in memory as the API server does, built before the first search."""
     searcher = Searcher(settings)
     searcher._labels = LabelMatcher.load(sentence_model=False)  # the table's words only: no model load
+    if postings:
+        searcher.label_postings = PostingsCache(searcher.catalog.session)
+        with searcher.catalog.session() as s:
+            assert searcher.label_postings.get(s, ANY_SPACE.space_id, wait=True) is not None
     return searcher
 
 
@@ -108,13 +114,52 @@ def test_sql_label_ranking_equals_the_sum_over_label_rows(settings: Settings) ->
             score = sum(0.9 * p for n, p in zip(names, probs) if n in BIRD_NAMES)  # 0.9: group word
             if score > 0 and not is_frame:
                 expected[track_id] = score
-    searcher = _searcher(settings)
     want = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
+    for searcher in (_searcher(settings), _searcher(settings, postings=True)):
+        with catalog.session() as s:
+            for k in (1, 7, 50, 1000):
+                got = searcher._by_labels(s, "bird", k, ANY_SPACE)
+                assert [c.track_id for c in got] == [t for t, _ in want[:k]]
+                assert [c.score for c in got] == pytest.approx([v for _, v in want[:k]], abs=1e-9)
+    catalog.engine.dispose()
+
+
+def test_postings_and_sql_rank_alike_with_ties_and_several_words(settings: Settings) -> None:
+    """In-memory postings give SQL's ranking exactly: ties (equal probs) broken by track id."""
+    rnd = random.Random(11)
+    catalog = get_catalog(settings)
     with catalog.session() as s:
-        for k in (1, 7, 50, 1000):
-            got = searcher._by_labels(s, "bird", k, ANY_SPACE)
-            assert [c.track_id for c in got] == [t for t, _ in want[:k]]
-            assert [c.score for c in got] == pytest.approx([v for _, v in want[:k]], abs=1e-9)
+        video_id, shot_ids, _ = _video(s, 10)
+        for i in range(400):
+            names = rnd.sample(BIRD_NAMES[:6] + OTHER_NAMES, rnd.randint(1, 4))
+            probs = [rnd.choice([0.5, 0.25, 0.125, 0.0]) for _ in names]  # exact in binary: many ties
+            _add_track(s, video_id, shot_ids[i % 10], list(zip(names, probs)), is_frame=i % 7 == 0)
+    sql, memory = _searcher(settings), _searcher(settings, postings=True)
+    with catalog.session() as s:
+        for text in ("bird", "tabby", "coffee mug and umbrella", "sports car beer bottle bird"):
+            for k in (1, 5, 40, 500):
+                want = [(c.track_id, c.score) for c in sql._by_labels(s, text, k, ANY_SPACE)]
+                got = [(c.track_id, c.score) for c in memory._by_labels(s, text, k, ANY_SPACE)]
+                assert got == want, (text, k)
+    catalog.engine.dispose()
+
+
+def test_postings_are_rebuilt_when_the_catalog_changes(settings: Settings) -> None:
+    """A track added after the build is not missed: stale postings are never used."""
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        video_id, shot_ids, _ = _video(s, 1)
+        first = _add_track(s, video_id, shot_ids[0], [("tabby", 0.5)])
+    searcher = _searcher(settings, postings=True)
+    with catalog.session() as s:
+        assert [c.track_id for c in searcher._by_labels(s, "tabby", 5, ANY_SPACE)] == [first]
+    with catalog.session() as s:
+        second = _add_track(s, video_id, shot_ids[0], [("tabby", 0.75)])
+    with catalog.session() as s:
+        assert searcher.label_postings.get(s, None) is None  # stale: SQL answers while it rebuilds
+        assert [c.track_id for c in searcher._by_labels(s, "tabby", 5, ANY_SPACE)] == [second, first]
+        assert searcher.label_postings.get(s, None, wait=True) is not None
+        assert [c.track_id for c in searcher._by_labels(s, "tabby", 5, ANY_SPACE)] == [second, first]
     catalog.engine.dispose()
 
 
@@ -126,9 +171,10 @@ def test_frame_tracks_above_the_first_limit_do_not_hide_object_tracks(settings: 
         for i in range(200):
             _add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[0], 0.9 - i / 1000)], is_frame=True)
         objects = [_add_track(s, video_id, shot_ids[0], [(BIRD_NAMES[1], 0.5 - i / 100)]) for i in range(5)]
-    with catalog.session() as s:
-        got = _searcher(settings)._by_labels(s, "bird", 3, ANY_SPACE)
-    assert [c.track_id for c in got] == objects[:3]
+    for searcher in (_searcher(settings), _searcher(settings, postings=True)):
+        with catalog.session() as s:
+            got = searcher._by_labels(s, "bird", 3, ANY_SPACE)
+        assert [c.track_id for c in got] == objects[:3]
     catalog.engine.dispose()
 
 
@@ -206,7 +252,10 @@ def test_label_search_keeps_to_the_answering_dasr_space(settings: Settings) -> N
         for track_id in theirs:
             s.get(Track, track_id).space_id = new.id
         choice = SpaceChoice("dasr", new.name, old.id, old.name, 4, 1, 1, 0)
-    with catalog.session() as s:
-        got = _searcher(settings)._by_labels(s, "bird", 5, choice)
-    assert [c.track_id for c in got] == ours
+    for searcher in (_searcher(settings), _searcher(settings, postings=True)):
+        with catalog.session() as s:
+            if searcher.label_postings is not None:
+                searcher.label_postings.get(s, choice.space_id, wait=True)
+            got = searcher._by_labels(s, "bird", 5, choice)
+        assert [c.track_id for c in got] == ours
     catalog.engine.dispose()
