@@ -72,14 +72,15 @@ INSERT_KEYFRAME = (
     "INSERT INTO keyframes (id, video_id, shot_id, pts, time_s, frame) VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_TRACK = (
-    "INSERT INTO tracks (id, video_id, shot_id, is_frame, start_s, end_s, best_keyframe_id, score, labels)"
-    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)"
+    "INSERT INTO tracks (id, video_id, shot_id, is_frame, start_s, end_s, best_keyframe_id, score, labels,"
+    " space_id) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_BOX = (
     "INSERT INTO track_boxes (id, track_id, keyframe_id, x0, y0, x1, y1, score)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_LABEL = "INSERT INTO track_labels (track_id, rank, label, prob) VALUES (?, ?, ?, ?)"
+INSERT_VIDEO_SPACE = "INSERT INTO video_spaces (video_id, space_id, status) VALUES (?, ?, 'done')"
 INSERT_VECTOR = "INSERT INTO vectors (id, space_id, kind, owner_id, video_id, data) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -169,7 +170,9 @@ def build(home: Path, n: int, settings: Settings, seed: int = 7) -> dict:
                 probs = np.sort(rng.dirichlet(np.ones(6)))[::-1][:5]
                 top = [[names[c], round(float(p), 4)] for c, p in zip(classes, probs)]
                 x0, y0 = float(rng.uniform(0, 1500)), float(rng.uniform(0, 800))
-                tracks.append((track_id, v, shot_id, start, end, shot_id, float(probs[0]), json.dumps(top)))
+                tracks.append(
+                    (track_id, v, shot_id, start, end, shot_id, float(probs[0]), json.dumps(top), space_id)
+                )
                 boxes.append((box_id, track_id, shot_id, x0, y0, x0 + 300, y0 + 200, float(probs[0])))
                 labels += [(track_id, r, name, p) for r, (name, p) in enumerate(top)]
         x = clustered(rng, centres, len(boxes), 0.75)
@@ -180,6 +183,7 @@ def build(home: Path, n: int, settings: Settings, seed: int = 7) -> dict:
         cur.executemany(INSERT_BOX, boxes)
         cur.executemany(INSERT_LABEL, labels)
         cur.executemany(INSERT_VECTOR, vectors)
+        cur.execute(INSERT_VIDEO_SPACE, (v, space_id))
         if v % 50 == 0 or track_id >= n:
             db.commit()
             print(f"  rows: {track_id:>9} tracks  {time.perf_counter() - started:7.1f} s", flush=True)
@@ -312,18 +316,21 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
     import torch
 
     from video_inst.api.serialise import search_json
+    from video_inst.label_postings import PostingsCache
     from video_inst.media.images import load_image, parse_box
     from video_inst.search import Query, Searcher
 
     if settings.search_threads > 0:
         torch.set_num_threads(settings.search_threads)  # as ``serve`` does
     searcher = Searcher(settings)
+    sql_searcher = Searcher(settings)  # no postings: the SQL ranking (the CLI's path)
     crops = crop_queries(min(queries, 24))
     parts: dict[str, list[float]] = {
         k: []
         for k in (
             "text: label match",
             "text: SQL label rank",
+            "text: postings rank",
             "text: search total",
             "crop: decode image",
             "crop: DASR embed",
@@ -332,13 +339,17 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
             "json",
         )
     }
+    searcher.label_postings = PostingsCache(searcher.catalog.session)
     with searcher.catalog.session() as s:
-        from video_inst.search import _space
-
-        space = _space(s, searcher.dasr.space_name)
-        space_id = space.id
+        dasr = searcher._active(s, "dasr")
+        t = time.perf_counter()
+        searcher.label_postings.get(s, dasr.space_id, wait=True)
+        print(f"  label postings built in {time.perf_counter() - t:.1f} s", flush=True)
+    space_id = dasr.space_id
+    sql_searcher._labels = searcher.labels
     for i in range(3):
         searcher.search(Query(text=TEXTS[i], top_k=top_k))
+    fetch = min(max(top_k * 10, 100), 10_000)
     for i in range(queries):
         text = TEXTS[i % len(TEXTS)]
         t = time.perf_counter()
@@ -346,8 +357,11 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         parts["text: label match"].append(time.perf_counter() - t)
         with searcher.catalog.session() as s:
             t = time.perf_counter()
-            searcher._by_labels(s, text, min(max(top_k * 10, 100), 10_000))
+            sql_searcher._by_labels(s, text, fetch, dasr)
             parts["text: SQL label rank"].append(time.perf_counter() - t - parts["text: label match"][-1])
+            t = time.perf_counter()
+            searcher._by_labels(s, text, fetch, dasr)
+            parts["text: postings rank"].append(time.perf_counter() - t - parts["text: label match"][-1])
         t = time.perf_counter()
         result = searcher.search(Query(text=text, top_k=top_k))
         parts["text: search total"].append(time.perf_counter() - t)
@@ -363,7 +377,6 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         t = time.perf_counter()
         vector = searcher.dasr.embed_query(image, box)
         parts["crop: DASR embed"].append(time.perf_counter() - t)
-        fetch = min(max((top_k) * 10, 100), 10_000)
         t = time.perf_counter()
         searcher.store.search(space_id, "region", vector[None, :], fetch)
         parts["crop: FAISS search"].append(time.perf_counter() - t)
@@ -372,11 +385,11 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         parts["crop: search total"].append(time.perf_counter() - t)
     for name, times in parts.items():
         print(f"  {name:<22} {percentiles(times)}", flush=True)
-    print("label search per text (search._by_labels incl. the label match, best of 3):")
-    per_text(searcher, top_k)
+    print("label search per text (search._by_labels incl. the label match, best of 3; SQL vs postings):")
+    per_text(sql_searcher, searcher, dasr, top_k)
 
 
-def per_text(searcher: object, top_k: int) -> None:
+def per_text(sql_searcher: object, searcher: object, dasr: object, top_k: int) -> None:
     """Label search per bench text: classes matched, label rows they hold, best of 3 (in-process)."""
     from sqlalchemy import func, select
 
@@ -388,12 +401,19 @@ def per_text(searcher: object, top_k: int) -> None:
         names = label_names(dict(searcher.labels.match(text)))  # type: ignore[attr-defined]
         with searcher.catalog.session() as s:  # type: ignore[attr-defined]
             rows = s.scalar(select(func.count()).select_from(Label).where(Label.label.in_(names)))
-            times = []
-            for _ in range(4):  # the first one warms the pages
-                t = time.perf_counter()
-                searcher._by_labels(s, text, fetch)  # type: ignore[attr-defined]
-                times.append(time.perf_counter() - t)
-        print(f"  {text!r:22} {len(names):4} classes {rows:>9,} label rows {min(times[1:]) * 1000:7.0f} ms")
+            best = []
+            for who in (sql_searcher, searcher):
+                times = []
+                for _ in range(4):  # the first one warms the pages
+                    t = time.perf_counter()
+                    got = who._by_labels(s, text, fetch, dasr)  # type: ignore[attr-defined]
+                    times.append(time.perf_counter() - t)
+                best.append((min(times[1:]) * 1000, [(c.track_id, c.score) for c in got]))
+        same = "same" if best[0][1] == best[1][1] else "DIFFERENT"
+        print(
+            f"  {text!r:22} {len(names):4} classes {rows:>9,} label rows  SQL {best[0][0]:7.0f} ms"
+            f"  postings {best[1][0]:6.1f} ms  ranking {same}"
+        )
 
 
 def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
@@ -403,14 +423,12 @@ def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int
     each has true neighbours in the index; every search re-ranks with the SQL vectors as served.
     """
     from video_inst.catalog.db import get_catalog
-    from video_inst.search import _space
+    from video_inst.spaces import active_space
     from video_inst.vectors.store import IndexStore
 
     catalog = get_catalog(settings)
     with catalog.session() as s:
-        from video_inst.analyse import load_dasr
-
-        space_id = _space(s, load_dasr(settings).space_name).id
+        space_id = active_space(s, "dasr", settings).space_id
     rng = np.random.default_rng(11)
     base = IndexStore(settings.index_dir, catalog, settings)
     ids = rng.integers(1, 1_000_000, queries)
@@ -439,7 +457,78 @@ def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int
         )
 
 
+def oversample_sweep(settings: Settings, factors: list[int], queries: int, top_k: int, noise: float) -> None:
+    """Re-rank candidates per wanted hit vs time and recall (against the largest factor), as served.
+
+    Queries are stored region vectors plus ``noise`` (0.5 as ``nprobe_sweep``: the stored vector
+    stays the clear nearest; 2.0: a query far from every stored vector, whose neighbours are
+    near-ties, the hard case for PQ ranking); ``fetch`` hits as ``Searcher.search`` asks for
+    them (``top_k`` x 10), recall of the top ``top_k`` and of all of them.
+    """
+    from video_inst.catalog.db import get_catalog
+    from video_inst.spaces import active_space
+    from video_inst.vectors.store import IndexStore
+
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        space_id = active_space(s, "dasr", settings).space_id
+    rng = np.random.default_rng(11)
+    base = IndexStore(settings.index_dir, catalog, settings)
+    ids = rng.integers(1, 1_000_000, queries)
+    vecs = base.vectors_for(ids, space_id=space_id, kind="region", missing="nan")
+    vecs = vecs[~np.isnan(vecs).any(axis=1)]
+    q = vecs + rng.standard_normal(vecs.shape).astype(np.float32) * np.float32(noise / np.sqrt(vecs.shape[1]))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    fetch = min(max(top_k * 10, 100), 10_000)
+    results: dict[int, tuple[list[float], list[list[int]]]] = {}
+    for factor in sorted(factors, reverse=True):
+        store = IndexStore(settings.index_dir, catalog, settings, oversample=factor)
+        store.search(space_id, "region", q[:1], fetch)  # load the index
+        times, found = [], []
+        for row in q:
+            t = time.perf_counter()
+            hits = store.search(space_id, "region", row[None, :], fetch)[0]
+            times.append(time.perf_counter() - t)
+            found.append([v for v, _ in hits])
+        results[factor] = (times, found)
+    reference = results[max(factors)][1]
+    for factor in sorted(factors):
+        times, found = results[factor]
+        at_k = np.mean(
+            [len(set(f[:top_k]) & set(r[:top_k])) / max(len(r[:top_k]), 1) for f, r in zip(found, reference)]
+        )
+        at_all = np.mean([len(set(f) & set(r)) / max(len(r), 1) for f, r in zip(found, reference)])
+        print(
+            f"  oversample {factor:>3} ({factor * fetch:>5} vectors read): {percentiles(times)}"
+            f"  recall@{top_k} {at_k:.3f}  recall@{fetch} {at_all:.3f} vs oversample {max(factors)}"
+        )
+
+
 # ------------------------------------------------------------------------------ main
+
+
+def http(env: dict[str, str], queries: int, top_k: int) -> None:
+    """Serve the catalog, time the queries over HTTP, print the figures and the server's memory."""
+    started = time.perf_counter()
+    proc, base = start_server(env)
+    print(f"server up in {time.perf_counter() - started:.0f} s (models, label postings)", flush=True)
+    try:
+        idle, _ = rss_mib(proc.pid)
+        times = run_http(base, queries, top_k)
+        now, peak = rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    threads = env.get("VIDEO_INST_SEARCH_THREADS", "default")
+    print(
+        f"HTTP, {queries} sequential queries each, top_k {top_k}, {os.cpu_count()} CPUs,"
+        f" search_threads {threads}:"
+    )
+    for kind, label in (("text", "text (labels)"), ("crop", "crop (image) ")):
+        overhead = np.asarray(times[kind]) - np.asarray(times[f"{kind} server"])
+        print(f"  {label} {percentiles(times[kind])}")
+        print(f"    of which API + HTTP (latency - Server-Timing search) {percentiles(list(overhead))}")
+    print(f"server RSS: {idle:.0f} MiB after start, {now:.0f} MiB after the queries, peak {peak:.0f} MiB")
 
 
 def main() -> None:
@@ -453,6 +542,11 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="also time the pieces in-process")
     parser.add_argument("--nprobe-sweep", help="comma-separated IVF nprobe values to time (in-process)")
+    parser.add_argument(
+        "--oversample-sweep", help="comma-separated re-rank factors to time with recall (in-process)"
+    )
+    parser.add_argument("--sweep-noise", type=float, default=0.5, help="query noise of --oversample-sweep")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP run (profile / sweeps only)")
     args = parser.parse_args()
 
     tmp = None
@@ -491,23 +585,15 @@ def main() -> None:
         states = s.execute(select(IndexState.kind, IndexState.factory, IndexState.count)).all()
     print(f"catalog: {tracks} tracks; indexes: {[tuple(r) for r in states]}", flush=True)
 
-    proc, base = start_server(env)
-    try:
-        idle, _ = rss_mib(proc.pid)
-        times = run_http(base, args.queries, args.top_k)
-        now, peak = rss_mib(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    print(f"HTTP, {args.queries} sequential queries each, top_k {args.top_k}, {os.cpu_count()} CPUs:")
-    for kind, label in (("text", "text (labels)"), ("crop", "crop (image) ")):
-        overhead = np.asarray(times[kind]) - np.asarray(times[f"{kind} server"])
-        print(f"  {label} {percentiles(times[kind])}")
-        print(f"    of which API + HTTP (latency - Server-Timing search) {percentiles(list(overhead))}")
-    print(f"server RSS: {idle:.0f} MiB after start, {now:.0f} MiB after the queries, peak {peak:.0f} MiB")
+    if not args.no_http:
+        http(env, args.queries, args.top_k)
     if args.profile:
         print("in-process breakdown:")
         profile(settings, min(args.queries, 50), args.top_k)
+    if args.oversample_sweep:
+        print(f"re-rank oversample sweep (in-process, IndexStore.search, noise {args.sweep_noise}):")
+        factors = [int(v) for v in args.oversample_sweep.split(",")]
+        oversample_sweep(settings, factors, args.queries, args.top_k, args.sweep_noise)
     if args.nprobe_sweep:
         print("IVF nprobe sweep (in-process, IndexStore.search with SQL re-rank):")
         nprobe_sweep(settings, [int(v) for v in args.nprobe_sweep.split(",")], args.queries, args.top_k)

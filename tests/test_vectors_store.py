@@ -266,6 +266,38 @@ def test_approximate_index_above_threshold_reranks_from_sql(
     assert found and all(rows[i][1] == vids[0] for i in found)
 
 
+@pytest.mark.parametrize("oversample", [None, 3])
+def test_served_store_reranks_search_oversample_candidates_per_hit(
+    tmp_path: Path, oversample: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Settings.search_oversample`` sets how many stored vectors one search reads to re-rank."""
+    from video_inst.vectors.store import get_index_store
+
+    settings = Settings(
+        home=tmp_path,
+        database_url=None,
+        exact_index_max=1000,
+        approx_index="ivfpq",
+        search_oversample=oversample,
+    )
+    store = get_index_store(settings)
+    vids = make_videos(store.catalog, 1)
+    space_id, ids = add(store, "dasr:test", "region", list(range(1500)), vids * 1500, clustered(1500, seed=4))
+    store.sync(space_id, "region")
+    read: list[int] = []
+    real = store.vectors_for
+
+    def spy(wanted: np.ndarray, **kwargs: object) -> np.ndarray:
+        read.append(len(wanted))
+        return real(wanted, **kwargs)
+
+    monkeypatch.setattr(store, "vectors_for", spy)
+    hits = store.search(space_id, "region", clustered(1, seed=5), 10)[0]
+    assert len(hits) == 10
+    assert read == [10 * (oversample or 10)]  # IVF-PQ's own default: 10 per hit
+    store.catalog.engine.dispose()
+
+
 def test_switches_exact_to_approximate_when_it_grows(tmp_path: Path, catalog: Catalog) -> None:
     store = IndexStore(tmp_path / "index", catalog, Settings(exact_index_max=1000, approx_index="hnsw"))
     (vid,) = make_videos(catalog, 1)

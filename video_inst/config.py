@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         "query's forward pass runs 2-3x faster on one thread than on two (docs/API.md), and concurrent "
         "requests then share the cores instead of fighting over them.",
     )
+    search_oversample: int | None = Field(
+        None,
+        ge=1,
+        description="Candidates an approximate index re-ranks exactly per wanted hit (None: 10 for PQ "
+        "codes, 4 for HNSW). Each costs a stored-vector read; scripts/bench_api.py --oversample-sweep "
+        "measures recall against time (docs/API.md).",
+    )
     max_top_k: int = 1000
 
     # --- API -----------------------------------------------------------------

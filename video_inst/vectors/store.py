@@ -337,29 +337,42 @@ class IndexStore:
             raise InvalidQueryError(f"missing must be 'raise' or 'nan', got {missing!r}")
         ids = _id_array(ids)
         dim = self._space_dim(space_id) if space_id is not None else None
-        found: dict[int, bytes] = {}
+        uniq = np.unique(ids)
+        found_ids: list[int] = []
+        blobs: list[bytes] = []
         with self.catalog.session() as s:
-            for chunk in _chunks(np.unique(ids)):
+            # Core rows on the session's connection, not ORM results: the exact re-rank of a crop
+            # query reads ~2,000 of them, and the ORM layer cost more than SQLite's reads (docs/API.md).
+            conn = s.connection()
+            for chunk in _chunks(uniq):
                 stmt = select(Vector.id, Vector.data).where(Vector.id.in_(chunk))
                 if space_id is not None:
                     stmt = stmt.where(Vector.space_id == space_id)
                 if kind is not None:
                     stmt = stmt.where(Vector.kind == kind)
-                found.update({int(i): bytes(d) for i, d in s.execute(stmt)})
-        if missing == "raise" and len(found) < len(np.unique(ids)):
-            absent = [int(i) for i in ids if int(i) not in found][:10]
+                for i, d in conn.execute(stmt):
+                    found_ids.append(int(i))
+                    blobs.append(d)
+        if missing == "raise" and len(found_ids) < len(uniq):
+            known = set(found_ids)
+            absent = [int(i) for i in ids if int(i) not in known][:10]
             raise NotFoundError(f"no stored vector with id {absent}")
         if dim is None:
-            widths = {len(b) for b in found.values()}
+            widths = {len(b) for b in blobs}
             if len(widths) > 1:
                 raise ModelSpaceMismatchError(
                     "these vector ids belong to model spaces of different dimensions"
                 )
             dim = widths.pop() // 2 if widths else 0
         out = np.full((len(ids), dim), np.nan, dtype=np.float32)
-        have = [p for p, i in enumerate(ids.tolist()) if i in found]
-        if have:
-            out[have] = decode([found[int(ids[p])] for p in have], dim)
+        if found_ids:
+            have = np.asarray(found_ids, dtype=np.int64)
+            order = np.argsort(have)
+            have = have[order]
+            pos = np.minimum(np.searchsorted(have, ids), len(have) - 1)
+            hit = have[pos] == ids
+            rows = decode([blobs[j] for j in order], dim)
+            out[hit] = rows[pos[hit]]
         return out
 
     def _iter_vectors(
@@ -768,7 +781,9 @@ def get_index_store(settings: Settings | None = None) -> IndexStore:
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
-            store = _STORES[key] = IndexStore(settings.index_dir, get_catalog(settings), settings)
+            store = _STORES[key] = IndexStore(
+                settings.index_dir, get_catalog(settings), settings, oversample=settings.search_oversample
+            )
     return store
 
 
