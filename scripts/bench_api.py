@@ -519,7 +519,7 @@ def http(env: dict[str, str], queries: int, top_k: int) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    threads = env.get("VIDEO_INST_SEARCH_THREADS", "default")
+    threads = env.get("VIDEO_INST_SEARCH_THREADS", "1 (default)")
     print(
         f"HTTP, {queries} sequential queries each, top_k {top_k}, {os.cpu_count()} CPUs,"
         f" search_threads {threads}:"

@@ -120,18 +120,19 @@ class LabelPostings:
         if not idx_parts:
             return []
         idx = np.concatenate(idx_parts)
-        scores = np.bincount(idx, weights=np.concatenate(val_parts), minlength=len(self.track_ids))
-        scores = np.round(scores, RANK_DECIMALS)
+        raw = np.bincount(idx, weights=np.concatenate(val_parts), minlength=len(self.track_ids))
         touched = np.zeros(len(self.track_ids), dtype=bool)
         touched[idx] = True
         candidates = np.flatnonzero(touched)
         if len(candidates) > k:
-            # every track scoring at least the k-th best score (ties at the cut stay in)
-            kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
-            candidates = candidates[scores[candidates] >= kth]
-        order = np.lexsort((candidates, -scores[candidates]))[:k]  # dense index order = track id order
-        best = candidates[order]
-        return [(int(t), float(s)) for t, s in zip(self.track_ids[best], scores[best], strict=True)]
+            # Rounding moves a score by under 1e-12, so every track of the rounded top k (ties at
+            # the cut included) has a raw score within 1e-9 of the raw k-th: round only those.
+            kth = np.partition(raw[candidates], len(candidates) - k)[len(candidates) - k]
+            candidates = candidates[raw[candidates] >= kth - 1e-9]
+        scores = np.round(raw[candidates], RANK_DECIMALS)
+        order = np.lexsort((candidates, -scores))[:k]  # dense index order = track id order
+        best, scores = candidates[order], scores[order]
+        return [(int(t), float(s)) for t, s in zip(self.track_ids[best], scores, strict=True)]
 
 
 class PostingsCache:
