@@ -259,3 +259,27 @@ def test_label_search_keeps_to_the_answering_dasr_space(settings: Settings) -> N
             got = searcher._by_labels(s, "bird", 5, choice)
         assert [c.track_id for c in got] == ours
     catalog.engine.dispose()
+
+
+def test_api_app_ranks_labels_in_memory_like_sql(settings: Settings) -> None:
+    """``create_app`` turns the postings on for the process's searcher; hits equal the SQL path's."""
+    from video_inst.api.app import create_app
+    from video_inst.search import shared_searcher
+
+    rnd = random.Random(2)
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        video_id, shot_ids, _ = _video(s, 30)
+        for i in range(120):
+            names = rnd.sample(BIRD_NAMES, 2) + rnd.sample(OTHER_NAMES, 1)
+            _add_track(s, video_id, shot_ids[i % 30], [(n, rnd.random()) for n in names])
+    create_app(settings, ingest_mode="thread")
+    served = shared_searcher(settings)
+    assert served.label_postings is not None
+    served._labels = LabelMatcher.load(sentence_model=False)
+    with catalog.session() as s:
+        assert served.label_postings.get(s, None, wait=True) is not None
+    query = Query(text="birds", top_k=10)
+    got = [(h.track_id, h.score) for h in served.search(query).hits]
+    assert got and got == [(h.track_id, h.score) for h in _searcher(settings).search(query).hits]
+    catalog.engine.dispose()
