@@ -453,7 +453,7 @@ def reindex(space: str, as_json: bool) -> None:
 
 
 # Commands of the worker and API layers register themselves on `main`.
-from video_inst import cli_api, cli_jobs  # noqa: E402, F401
+from video_inst import cli_api, cli_jobs, cli_whiten  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # --- index / search ------------------------------------------------------
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
     approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
+    dasr_whitening: str = Field(
+        "auto",
+        description=(
+            "Crop and track search through a whitened DASR space (`video-inst fit-whitening`): "
+            "'auto' = the newest one of the configured DASR space that covers every video, 'off' = "
+            "never, or the name of one whitened space (used once it covers every video)."
+        ),
+    )
     default_top_k: int = 20
     max_top_k: int = 1000
 

@@ -73,9 +73,15 @@ class SearchResult:
     hits: list[Hit]
     mode: str
     notes: list[str] = field(default_factory=list)
+    spaces: list[str] = field(default_factory=list)  # the model spaces that answered
 
     def to_json(self) -> dict[str, Any]:
-        return {"hits": [h.to_json() for h in self.hits], "mode": self.mode, "notes": self.notes}
+        return {
+            "hits": [h.to_json() for h in self.hits],
+            "mode": self.mode,
+            "notes": self.notes,
+            "spaces": self.spaces,
+        }
 
 
 @dataclass
@@ -193,7 +199,8 @@ class Searcher:
                 mode = "+".join(m for m, _ in rankings)
                 candidates = _rrf_by_shot(s, [c for _, c in rankings])
             hits = self._to_hits(s, candidates, query, mode)
-        return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes)
+            spaces = list(s.info.get("spaces", []))
+        return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes, spaces=spaces)
 
     # --- rankings ------------------------------------------------------------------------
     def _search_space(
@@ -202,6 +209,12 @@ class Searcher:
         space = _space(session, space_name)
         if space is None:
             return []
+        if space.family == "dasr":
+            from video_inst.whitened_spaces import route_query
+
+            space, vector = route_query(session, space, vector, self.settings.dasr_whitening)
+        if space.name not in session.info.setdefault("spaces", []):
+            session.info["spaces"].append(space.name)
         return self.store.search(space.id, kind, vector[None, :], k, video_ids=query.video_ids)[0]
 
     def _by_image(self, session: Session, query: Query, k: int) -> list[_Candidate]:
