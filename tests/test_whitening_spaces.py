@@ -120,6 +120,21 @@ def assert_complete(settings: Settings, base: str, derived: str) -> None:
     assert space_videos(settings, derived) == space_videos(settings, base)
 
 
+def indexes_agree(settings: Settings) -> bool:
+    """SQL and every FAISS index agree (in-process; the CLI's `index check` runs in the first test)."""
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(settings)
+    return all(store.check_consistency(space_id, kind).ok for space_id, kind in store.known_indexes())
+
+
+def fit(settings: Settings, dasr, **kwargs) -> dict:
+    """fit-whitening in this process (the CLI itself is exercised by the first tests)."""
+    kwargs.setdefault("dim", DIM)
+    report = fit_whitened_space(settings=settings, base_name=dasr.space_name, **kwargs)
+    return {"space": report.space, "space_id": report.space_id}
+
+
 def index_check(home: Path) -> dict[int, dict]:
     proc = run_cli(home, "index", "check", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -155,11 +170,12 @@ def test_fit_whitening_cli_derives_a_complete_space_and_leaves_the_base_alone(
         entry = checked[(report["space_id"], kind)]
         assert entry["sql"] == entry["index"] > 0 and entry["missing"] == entry["extra"] == 0
 
-    again = fit_cli(settings.home, "--sample", "5000", "--seed", "3")  # same data, same seed: same space
-    assert again["space"] == report["space"] and again["done"] == [] and len(again["skipped"]) == len(CLIPS)
+    # Same data, same seed: the same space, nothing left to do.
+    again = fit_whitened_space(settings=settings, base_name=base, sample=5000, dim=DIM, seed=3)
+    assert again.space == report["space"] and again.done == [] and len(again.skipped) == len(CLIPS)
 
 
-def test_too_small_a_sample_is_a_clear_error_and_writes_nothing(settings: Settings) -> None:
+def test_too_small_a_sample_is_a_clear_error_and_writes_nothing(settings: Settings, dasr) -> None:
     proc = run_cli(settings.home, "fit-whitening", "--sample", "10", "--dim", "64")
     assert proc.returncode == 1
     assert "too few vectors to fit a 64-dimensional whitening" in proc.stderr
@@ -169,8 +185,8 @@ def test_too_small_a_sample_is_a_clear_error_and_writes_nothing(settings: Settin
             s.scalar(select(func.count()).select_from(ModelSpace).where(ModelSpace.whitening.is_not(None)))
             == 0
         )
-    proc = run_cli(settings.home, "fit-whitening", "--dim", "100000")
-    assert proc.returncode == 1 and "--dim must be between 1 and" in proc.stderr
+    with pytest.raises(WhiteningError, match="--dim must be between 1 and"):
+        fit_whitened_space(settings=settings, base_name=dasr.space_name, dim=100_000)
 
 
 def _stop_after(n: int, also: Callable[[], None] | None = None) -> Callable[[int, int], None]:
@@ -204,7 +220,7 @@ def test_an_interrupted_fill_leaves_search_on_the_base_and_the_cli_resumes_it(
     assert len(report["done"]) == len(CLIPS) - 1 and len(report["skipped"]) == 1
     assert_complete(settings, base, derived)
     assert searcher.search(Query(image=image, top_k=3)).spaces == [derived]
-    assert all(e["missing"] == e["extra"] == 0 for e in index_check(settings.home).values())
+    assert indexes_agree(settings)
 
 
 def test_a_video_deleted_mid_run_is_skipped_and_the_space_still_completes(settings: Settings, dasr) -> None:
@@ -219,14 +235,14 @@ def test_a_video_deleted_mid_run_is_skipped_and_the_space_still_completes(settin
     )
     assert report.vanished == [videos[-1]] and report.done == videos[:-1]
     assert_complete(settings, base, report.space)
-    assert all(e["missing"] == e["extra"] == 0 for e in index_check(settings.home).values())
+    assert indexes_agree(settings)
 
 
 def test_a_new_ingest_after_fitting_gets_whitened_vectors(
     settings: Settings, shared_media: Path, dasr
 ) -> None:
     base = base_name(dasr)
-    report = fit_cli(settings.home)
+    report = fit(settings, dasr)
     result = ingest_path(
         shared_media / "clips" / "friday.mp4",
         settings=settings,
@@ -236,7 +252,7 @@ def test_a_new_ingest_after_fitting_gets_whitened_vectors(
     assert result.video_id in space_videos(settings, report["space"])
     assert any(v == result.video_id for v, _ in rows(settings, report["space"]).values())
     assert_complete(settings, base, report["space"])
-    assert all(e["missing"] == e["extra"] == 0 for e in index_check(settings.home).values())
+    assert indexes_agree(settings)
 
 
 def test_search_with_whitening_answers_from_the_whitened_space_and_off_uses_the_base(
@@ -245,7 +261,7 @@ def test_search_with_whitening_answers_from_the_whitened_space_and_off_uses_the_
     import av
 
     base = base_name(dasr)
-    report = fit_cli(settings.home)
+    report = fit(settings, dasr)
     with get_catalog(settings).session() as s:
         video = s.scalars(select(Video).where(Video.path.like("%sintel_snow.mp4"))).one()
         keyframe = s.scalars(
@@ -279,7 +295,7 @@ def test_search_with_whitening_answers_from_the_whitened_space_and_off_uses_the_
     assert all(h.track_id != track_id for h in more.hits)
 
 
-def test_fit_refuses_a_space_that_is_itself_whitened(settings: Settings) -> None:
-    report = fit_cli(settings.home)
+def test_fit_refuses_a_space_that_is_itself_whitened(settings: Settings, dasr) -> None:
+    report = fit(settings, dasr)
     with pytest.raises(WhiteningError, match="itself whitened"):
         fit_whitened_space(settings=settings, base_name=report["space"], dim=4)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import ModelSpace, Vector, Video, VideoSpace
@@ -84,6 +84,7 @@ def derived_spaces(session: Session, base_name: str) -> list[ModelSpace]:
     """Whitened spaces derived from ``base_name``, newest first."""
     rows = session.scalars(
         select(ModelSpace)
+        .options(defer(ModelSpace.whitening))  # megabytes each: loaded only when not yet cached
         .where(ModelSpace.family == "dasr", ModelSpace.whitening.is_not(None))
         .order_by(ModelSpace.created_at.desc(), ModelSpace.id.desc())
     )

@@ -1,0 +1,119 @@
+"""Crop-search mean AP on the 19-shot edit with and without PCA-whitening of the DASR space.
+
+The queries and ground truth are those of tests/test_search_retrieval.py (imported, not
+copied). The whitening is fitted on the vectors of the SHARED CLIPS only ("fitted on a
+separate sample", DESIGN.md §3 step 9), never on the edit; the edit's vectors are then
+whitened like every other video's, and the queries search the edit alone (as in the test).
+Each (dim, shrinkage) is a derived space of its own (``fit-whitening --refit``), chosen per
+search through ``Settings.dasr_whitening``. Prints a table; asserts nothing.
+
+    .venv/bin/python scripts/eval_whitening.py --home /tmp/whiten_eval           # reuses ingests
+    .venv/bin/python scripts/eval_whitening.py --home /tmp/whiten_eval --dims 64,256 --shrinkage 0.1
+
+AP is over the full ranking of the edit's 19 shots (top_k 19); "top-3" counts the queries whose
+other shots of the instance all rank in the first 3 (the test's per-query criterion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from test_search_retrieval import QUERIES, _middle_frame, average_precision  # noqa: E402
+
+from video_inst.analyse import build_analyser  # noqa: E402
+from video_inst.config import Settings  # noqa: E402
+from video_inst.ingest import ingest_path  # noqa: E402
+from video_inst.search import Query, Searcher  # noqa: E402
+from video_inst.whitened_spaces import fit_whitened_space  # noqa: E402
+from video_inst.whitening import WhiteningError  # noqa: E402
+
+CLIP_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
+
+
+def evaluate(searcher: Searcher, edit: Path, edit_id: int, shots: list[dict]) -> tuple[float, int, str]:
+    """(mean AP, queries with all relevant shots in the top 3, the space that answered)."""
+    aps, top3, spaces = [], 0, set()
+    for source, box, relevant in QUERIES:
+        image = _middle_frame(edit, shots[source])
+        result = searcher.search(Query(image=image, box=box, top_k=len(shots), video_ids=[edit_id]))
+        ranked = [h.shot.index for h in result.hits]
+        aps.append(average_precision(ranked, relevant))
+        top3 += relevant <= set(ranked[:3])
+        spaces.update(result.spaces)
+    return float(np.mean(aps)), top3, ",".join(sorted(spaces))
+
+
+def main() -> None:
+    default_media = Path(os.environ.get("VIDEO_INST_TEST_MEDIA", REPO.parent / "shared" / "media"))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--media", type=Path, default=default_media)
+    ap.add_argument("--home", type=Path, required=True, help="Data dir (kept: a rerun reuses its ingests).")
+    ap.add_argument("--dims", default="64,256,full", help="Output dims; 'full' = the DASR dim.")
+    ap.add_argument("--shrinkage", default="0,0.1,0.5,1", help="Eigenvalue shrinkages to try.")
+    ap.add_argument("--sample", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clips", help="Comma-separated clip file names to fit on (default: every shared clip).")
+    args = ap.parse_args()
+
+    settings = Settings(home=args.home, database_url=None, device="cpu")
+    edit = args.media / "edits" / "instance_test_edit.mp4"
+    clips = sorted(p for p in (args.media / "clips").iterdir() if p.suffix in CLIP_SUFFIXES)
+    if args.clips:
+        clips = [p for p in clips if p.name in args.clips.split(",")]
+    analyser = build_analyser(settings)
+    clip_ids = []
+    started = time.perf_counter()
+    for path in clips:
+        result = ingest_path(path, settings=settings, analyser=analyser)
+        if result.status in ("done", "skipped"):
+            clip_ids.append(result.video_id)
+        else:
+            print(f"skipped {path.name}: {result.status} {result.error}")
+    edit_result = ingest_path(edit, settings=settings, analyser=analyser)
+    assert edit_result.status in ("done", "skipped"), edit_result.error
+    print(f"ingest (or reuse): {len(clip_ids)} clips + the edit in {time.perf_counter() - started:.0f} s")
+    shots = json.loads(edit.with_suffix(".shots.json").read_text())["shots"]
+    dasr = analyser.dasr
+
+    def searcher(whitening: str) -> Searcher:
+        return Searcher(settings.model_copy(update={"dasr_whitening": whitening}), dasr=dasr)
+
+    base_map, base_top3, base_space = evaluate(searcher("off"), edit, edit_result.video_id, shots)
+    print(f"\n{'space':<58} {'dim':>5} {'shrink':>6} {'sample':>12} {'mAP':>6} {'top-3':>5}")
+    print(f"{base_space:<58} {dasr.dim:>5} {'-':>6} {'-':>12} {base_map:6.3f} {base_top3:>3}/{len(QUERIES)}")
+    dims = [dasr.dim if d == "full" else int(d) for d in args.dims.split(",")]
+    for dim in dims:
+        for shrink in (float(s) for s in args.shrinkage.split(",")):
+            try:
+                report = fit_whitened_space(
+                    settings=settings,
+                    base_name=dasr.space_name,
+                    sample=args.sample,
+                    dim=dim,
+                    seed=args.seed,
+                    shrinkage=shrink,
+                    refit=True,
+                    sample_videos=clip_ids,
+                )
+            except WhiteningError as exc:
+                print(f"{'(not fitted)':<58} {dim:>5} {shrink:>6g} {exc.message}")
+                continue
+            mean_ap, top3, space = evaluate(searcher(report.space), edit, edit_result.video_id, shots)
+            assert space == report.space, (space, report.space)
+            sample = f"{report.sample}/{report.sample_videos}v"
+            print(f"{space:<58} {dim:>5} {shrink:>6g} {sample:>12} {mean_ap:6.3f} {top3:>3}/{len(QUERIES)}")
+
+
+if __name__ == "__main__":
+    main()
