@@ -60,7 +60,9 @@ def main() -> None:
     ap.add_argument("--media", type=Path, default=default_media)
     ap.add_argument("--home", type=Path, required=True, help="Data dir (kept: a rerun reuses its ingests).")
     ap.add_argument("--dims", default="64,256,full", help="Output dims; 'full' = the DASR dim.")
-    ap.add_argument("--shrinkage", default="0,0.1,0.5,1", help="Eigenvalue shrinkages to try.")
+    ap.add_argument(
+        "--shrinkage", default="auto,0,0.1,0.5,1", help="Shrinkages to try; auto = Ledoit-Wolf (marked *)."
+    )
     ap.add_argument("--sample", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clips", help="Comma-separated clip file names to fit on (default: every shared clip).")
@@ -94,7 +96,7 @@ def main() -> None:
     print(f"{base_space:<58} {dasr.dim:>5} {'-':>6} {'-':>12} {base_map:6.3f} {base_top3:>3}/{len(QUERIES)}")
     dims = [dasr.dim if d == "full" else int(d) for d in args.dims.split(",")]
     for dim in dims:
-        for shrink in (float(s) for s in args.shrinkage.split(",")):
+        for shrink in (None if s == "auto" else float(s) for s in args.shrinkage.split(",")):
             try:
                 report = fit_whitened_space(
                     settings=settings,
@@ -107,12 +109,13 @@ def main() -> None:
                     sample_videos=clip_ids,
                 )
             except WhiteningError as exc:
-                print(f"{'(not fitted)':<58} {dim:>5} {shrink:>6g} {exc.message}")
+                print(f"{'(not fitted)':<58} {dim:>5} {shrink or 'auto':>6} {exc.message}")
                 continue
             mean_ap, top3, space = evaluate(searcher(report.space), edit, edit_result.video_id, shots)
             assert space == report.space, (space, report.space)
             sample = f"{report.sample}/{report.sample_videos}v"
-            print(f"{space:<58} {dim:>5} {shrink:>6g} {sample:>12} {mean_ap:6.3f} {top3:>3}/{len(QUERIES)}")
+            used = f"{report.shrinkage:.3g}" + ("*" if shrink is None else "")
+            print(f"{space:<58} {dim:>5} {used:>6} {sample:>12} {mean_ap:6.3f} {top3:>3}/{len(QUERIES)}")
 
 
 if __name__ == "__main__":

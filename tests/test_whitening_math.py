@@ -83,3 +83,23 @@ def test_too_few_vectors_bad_dim_and_bad_blob_are_clear_errors() -> None:
 
     with pytest.raises(ModelSpaceMismatchError):
         w.apply(np.ones((2, 7)))
+
+
+def test_ledoit_wolf_shrinkage_follows_the_sample_size_and_matches_a_reference() -> None:
+    from video_inst.whitening import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(6)
+    stds = np.geomspace(10.0, 0.1, 64)
+
+    def centred(n: int, scale: np.ndarray) -> np.ndarray:
+        x = rng.normal(size=(n, len(scale))) * scale
+        return x - x.mean(axis=0)
+
+    few, many = ledoit_wolf_shrinkage(centred(40, stds)), ledoit_wolf_shrinkage(centred(20_000, stds))
+    assert 0.1 < few < 1 and many < 0.01  # a small sample is shrunk hard, an ample one hardly
+    assert ledoit_wolf_shrinkage(centred(5000, np.ones(64))) > 0.8  # the truth is isotropic
+    sklearn = pytest.importorskip("sklearn.covariance")  # an independent implementation, if present
+    x = centred(300, stds[:20])
+    assert ledoit_wolf_shrinkage(x) == pytest.approx(sklearn.ledoit_wolf_shrinkage(x, assume_centered=True))
+    w = fit_whitening(centred(40, stds), dim=30)  # the default: Ledoit-Wolf from the sample
+    assert 0.1 < w.shrinkage < 1

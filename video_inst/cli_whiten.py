@@ -16,7 +16,7 @@ import click
 
 from video_inst.cli import _emit, _fail, _video_ids, main
 from video_inst.errors import VideoInstError
-from video_inst.whitening import DEFAULT_SHRINKAGE
+from video_inst.whitening import WhiteningError
 
 
 @main.command("fit-whitening")
@@ -25,10 +25,9 @@ from video_inst.whitening import DEFAULT_SHRINKAGE
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random sample.")
 @click.option(
     "--shrinkage",
-    default=DEFAULT_SHRINKAGE,
+    default="auto",
     show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Eigenvalue shrinkage towards their mean (0 = plain whitening).",
+    help="Eigenvalue shrinkage towards their mean: 0 (plain whitening) to 1 (PCA only), auto = Ledoit-Wolf.",
 )
 @click.option("--space", "base_name", help="Base DASR space name (default: the configured one).")
 @click.option("--video", multiple=True, help="Sample only these videos (id or path); repeatable.")
@@ -38,7 +37,7 @@ def fit_whitening_command(
     sample: int,
     dim: int | None,
     seed: int,
-    shrinkage: float,
+    shrinkage: str,
     base_name: str | None,
     refit: bool,
     video: tuple[str, ...],
@@ -60,6 +59,7 @@ def fit_whitening_command(
             bar.refresh()
 
     try:
+        shrink = _shrinkage(shrinkage)
         sample_videos = _video_ids(video)
         report = fit_whitened_space(
             sample_videos=sample_videos,
@@ -67,7 +67,7 @@ def fit_whitening_command(
             sample=sample,
             dim=dim,
             seed=seed,
-            shrinkage=shrinkage,
+            shrinkage=shrink,
             refit=refit,
             progress=progress,
         )
@@ -84,6 +84,7 @@ def fit_whitening_command(
         "resumed": report.resumed,
         "sample": report.sample,
         "sample_videos": report.sample_videos,
+        "shrinkage": report.shrinkage,
         "vectors": report.vectors,
         "done": report.done,
         "skipped": report.skipped,
@@ -94,6 +95,20 @@ def fit_whitening_command(
         return
     verb = "resumed" if report.resumed else "fitted on"
     click.echo(
-        f"{report.space}: {verb} {report.sample} vectors from {report.sample_videos} videos; "
+        f"{report.space}: {verb} {report.sample} vectors from {report.sample_videos} videos "
+        f"(shrinkage {report.shrinkage:.3g}); "
         f"{len(report.done)} videos whitened ({report.vectors} vectors), {len(report.skipped)} already done"
     )
+
+
+def _shrinkage(value: str) -> float | None:
+    """``auto`` (Ledoit-Wolf, None) or a number in [0, 1]."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise WhiteningError(f"--shrinkage must be 'auto' or a number from 0 to 1, got {value!r}")
+    return number

@@ -75,11 +75,12 @@ class Settings(BaseSettings):
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
     approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
     dasr_whitening: str = Field(
-        "auto",
+        "off",
         description=(
             "Crop and track search through a whitened DASR space (`video-inst fit-whitening`): "
-            "'auto' = the newest one of the configured DASR space that covers every video, 'off' = "
-            "never, or the name of one whitened space (used once it covers every video)."
+            "'off' = never (default: no gain measured, docs/VECTORS.md), 'auto' = the newest one of "
+            "the configured DASR space that covers every video, or the name of one whitened space "
+            "(used once it covers every video)."
         ),
     )
     default_top_k: int = 20

@@ -56,6 +56,7 @@ class FitReport:
     resumed: bool
     sample: int
     sample_videos: int
+    shrinkage: float = 0.0  # the value used (Ledoit-Wolf's when it chose)
     vectors: int = 0
     done: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
@@ -173,11 +174,14 @@ def _base_space(session: Session, base_name: str) -> ModelSpace:
     return base
 
 
-def _resumable(session: Session, base: ModelSpace, dim: int, shrinkage: float) -> ModelSpace | None:
+def _resumable(session: Session, base: ModelSpace, dim: int, shrinkage: float | None) -> ModelSpace | None:
     """The newest derived space with these settings that an earlier run left incomplete."""
     for space in derived_spaces(session, base.name):
         w = (space.params or {}).get("whitening", {})
-        if space.dim == dim and w.get("shrinkage") == shrinkage and missing_videos(session, base, space):
+        same = (
+            w.get("shrinkage_rule") == "ledoit-wolf" if shrinkage is None else w.get("shrinkage") == shrinkage
+        )
+        if space.dim == dim and same and missing_videos(session, base, space):
             return space
     return None
 
@@ -190,7 +194,7 @@ def fit_whitened_space(
     sample: int = 50_000,
     dim: int | None = None,
     seed: int = 0,
-    shrinkage: float = DEFAULT_SHRINKAGE,
+    shrinkage: float | None = DEFAULT_SHRINKAGE,
     refit: bool = False,
     sample_videos: list[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -198,8 +202,9 @@ def fit_whitened_space(
     """Fit a whitening of the base DASR space (default: the configured one) and fill its derived space.
 
     An incomplete derived space with the same dim and shrinkage is resumed instead of refitted
-    (``refit`` forces a new fit). ``sample_videos`` limits the sample to those videos. Too few
-    stored vectors for ``dim`` raises WhiteningError before anything is written.
+    (``refit`` forces a new fit); ``shrinkage`` None is Ledoit-Wolf. ``sample_videos`` limits
+    the sample to those videos. Too few stored vectors for ``dim`` raises WhiteningError before
+    anything is written.
     """
     from video_inst.vectors.store import get_index_store
 
@@ -217,7 +222,7 @@ def fit_whitened_space(
         out_dim = int(dim or base.dim)
         if not 1 <= out_dim <= base.dim:
             raise WhiteningError(f"--dim must be between 1 and {base.dim} (the base space's), got {dim}")
-        space = None if refit else _resumable(s, base, out_dim, float(shrinkage))
+        space = None if refit else _resumable(s, base, out_dim, shrinkage)
         if space is not None:
             w = space.params["whitening"]
             report = FitReport(
@@ -228,6 +233,7 @@ def fit_whitened_space(
                 resumed=True,
                 sample=int(w["sample"]),
                 sample_videos=int(w["sample_videos"]),
+                shrinkage=float(w["shrinkage"]),
             )
         else:
             vecs, n_videos = sample_vectors(s, base, sample, seed, sample_videos)
@@ -247,7 +253,8 @@ def fit_whitened_space(
                     "whitening": {
                         "method": "pca",
                         "dim": out_dim,
-                        "shrinkage": float(shrinkage),
+                        "shrinkage": whitening.shrinkage,
+                        "shrinkage_rule": "ledoit-wolf" if shrinkage is None else "fixed",
                         "sample": int(len(vecs)),
                         "sample_videos": n_videos,
                         "seed": int(seed),
@@ -266,6 +273,7 @@ def fit_whitened_space(
                 resumed=False,
                 sample=int(len(vecs)),
                 sample_videos=n_videos,
+                shrinkage=float((space.params or {})["whitening"]["shrinkage"]),
             )
     fill_whitened_space(report, settings=settings, catalog=catalog, progress=progress)
     return report

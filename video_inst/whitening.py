@@ -7,7 +7,10 @@ ranking depends on what distinguishes regions (Jégou & Chum 2012, Radenović et
 Plain whitening divides by sqrt(eigenvalue): directions of near-zero variance (noise, or
 none at all when the sample has fewer vectors than dimensions) would be blown up, so the
 eigenvalues are shrunk towards their mean first: ``(1 - s) * lambda + s * mean(lambda)``
-(s = 0 is plain whitening, s = 1 is plain PCA rotation without rescaling).
+(s = 0 is plain whitening, s = 1 is plain PCA rotation without rescaling). By default s is
+the Ledoit-Wolf estimate (Ledoit & Wolf 2004): the shrinkage that minimises the expected
+error of the covariance estimate, large when the sample is small for its dimension, near 0
+when it is ample; it depends on the sample alone, so nothing is tuned on any test data.
 
 Example::
 
@@ -27,7 +30,7 @@ import numpy as np
 from video_inst.errors import VideoInstError
 from video_inst.vectors.codec import as_matrix, l2n
 
-DEFAULT_SHRINKAGE = 0.1
+DEFAULT_SHRINKAGE: float | None = None  # None: Ledoit-Wolf, from the sample
 _FORMAT = 1
 
 
@@ -107,20 +110,20 @@ class Whitening:
 
 
 def fit_whitening(
-    sample: np.ndarray, dim: int | None = None, shrinkage: float = DEFAULT_SHRINKAGE
+    sample: np.ndarray, dim: int | None = None, shrinkage: float | None = DEFAULT_SHRINKAGE
 ) -> Whitening:
     """PCA-whitening of ``sample`` (N, D) keeping the ``dim`` strongest directions (default D).
 
     Needs N > dim: N vectors span at most N - 1 directions around their mean, so more output
     dimensions than that would be pure noise. Computed in float64 from the D x D covariance
-    (one ``eigh``: cheap for D in the low thousands, whatever N).
+    (one ``eigh``: cheap for D in the low thousands, whatever N). ``shrinkage`` None: Ledoit-Wolf.
     """
     x = as_matrix(sample).astype(np.float64)
     n, d_in = x.shape
     out = d_in if dim is None else int(dim)
     if not 1 <= out <= d_in:
         raise WhiteningError(f"whitening dimension must be between 1 and {d_in}, got {dim}")
-    if not 0.0 <= shrinkage <= 1.0:
+    if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
         raise WhiteningError(f"whitening shrinkage must be between 0 and 1, got {shrinkage}")
     if n <= out:
         raise WhiteningError(
@@ -129,6 +132,8 @@ def fit_whitening(
     mean = x.mean(axis=0)
     centred = x - mean
     cov = centred.T @ centred / (n - 1)
+    if shrinkage is None:
+        shrinkage = ledoit_wolf_shrinkage(centred)
     values, vectors = np.linalg.eigh(cov)  # ascending
     values = np.clip(values[::-1], 0.0, None)
     vectors = vectors[:, ::-1]
@@ -148,3 +153,22 @@ def fit_whitening(
         shrinkage=float(shrinkage),
         sample_size=int(n),
     )
+
+
+def ledoit_wolf_shrinkage(centred: np.ndarray) -> float:
+    """Ledoit-Wolf intensity towards ``mean(eigenvalues) * I`` for a centred (N, D) sample.
+
+    ``beta2 / delta2`` with ``delta2 = |S - mu I|^2 / D`` (how far the sample covariance is
+    from the scaled identity) and ``beta2 = min(delta2, (sum |x|^4 / N - |S|^2) / (N D))``
+    (the variance of S's estimate); computed without forming N outer products.
+    """
+    n, d = centred.shape
+    s = centred.T @ centred / n
+    mu = float(np.trace(s)) / d
+    s_norm2 = float((s * s).sum())
+    delta2 = (s_norm2 - 2 * mu * float(np.trace(s)) + mu * mu * d) / d
+    if delta2 <= 0.0:
+        return 1.0  # already a multiple of the identity
+    fourth = float((np.einsum("ij,ij->i", centred, centred) ** 2).sum()) / n
+    beta2 = min(delta2, max(0.0, (fourth - s_norm2) / (n * d)))
+    return float(beta2 / delta2)
