@@ -11,7 +11,9 @@ search through ``Settings.dasr_whitening``. Prints a table; asserts nothing.
     .venv/bin/python scripts/eval_whitening.py --home /tmp/whiten_eval --dims 64,256 --shrinkage 0.1
 
 AP is over the full ranking of the edit's 19 shots (top_k 19); "top-3" counts the queries whose
-other shots of the instance all rank in the first 3 (the test's per-query criterion).
+shots of the instance all rank in the first 3 (the test's per-query criterion); "gap" is the
+mean scale-free margin between the instance's weakest shot and the strongest other shot
+(``evaluate``); "sample" is vectors/videos fitted on.
 """
 
 from __future__ import annotations
@@ -41,17 +43,28 @@ from video_inst.whitening import WhiteningError  # noqa: E402
 CLIP_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
 
 
-def evaluate(searcher: Searcher, edit: Path, edit_id: int, shots: list[dict]) -> tuple[float, int, str]:
-    """(mean AP, queries with all relevant shots in the top 3, the space that answered)."""
-    aps, top3, spaces = [], 0, set()
+def evaluate(
+    searcher: Searcher, edit: Path, edit_id: int, shots: list[dict]
+) -> tuple[float, int, float, str]:
+    """(mean AP, queries with all relevant shots in the top 3, mean gap, the space that answered).
+
+    gap: per query, (weakest relevant shot's score - strongest other shot's score) / std of the
+    scores of all shots; scale-free, so spaces compare, and still informative when AP is 1.
+    """
+    aps, top3, gaps, spaces = [], 0, [], set()
     for source, box, relevant in QUERIES:
         image = _middle_frame(edit, shots[source])
         result = searcher.search(Query(image=image, box=box, top_k=len(shots), video_ids=[edit_id]))
         ranked = [h.shot.index for h in result.hits]
         aps.append(average_precision(ranked, relevant))
         top3 += relevant <= set(ranked[:3])
+        scores = {h.shot.index: h.score for h in result.hits}
+        rel = [v for k, v in scores.items() if k in relevant]
+        other = [v for k, v in scores.items() if k not in relevant]
+        if rel and other:
+            gaps.append((min(rel) - max(other)) / max(float(np.std(list(scores.values()))), 1e-9))
         spaces.update(result.spaces)
-    return float(np.mean(aps)), top3, ",".join(sorted(spaces))
+    return float(np.mean(aps)), top3, float(np.mean(gaps)), ",".join(sorted(spaces))
 
 
 def main() -> None:
@@ -91,9 +104,12 @@ def main() -> None:
     def searcher(whitening: str) -> Searcher:
         return Searcher(settings.model_copy(update={"dasr_whitening": whitening}), dasr=dasr)
 
-    base_map, base_top3, base_space = evaluate(searcher("off"), edit, edit_result.video_id, shots)
-    print(f"\n{'space':<58} {'dim':>5} {'shrink':>6} {'sample':>12} {'mAP':>6} {'top-3':>5}")
-    print(f"{base_space:<58} {dasr.dim:>5} {'-':>6} {'-':>12} {base_map:6.3f} {base_top3:>3}/{len(QUERIES)}")
+    base_map, base_top3, base_gap, base_space = evaluate(searcher("off"), edit, edit_result.video_id, shots)
+    n = len(QUERIES)
+    print(f"\n{'space':<58} {'dim':>5} {'shrink':>7} {'sample':>9} {'mAP':>6} {'top-3':>5} {'gap':>6}")
+    print(
+        f"{base_space:<58} {dasr.dim:>5} {'-':>7} {'-':>9} {base_map:6.3f} {base_top3:>3}/{n} {base_gap:6.2f}"
+    )
     dims = [dasr.dim if d == "full" else int(d) for d in args.dims.split(",")]
     for dim in dims:
         for shrink in (None if s == "auto" else float(s) for s in args.shrinkage.split(",")):
@@ -109,13 +125,13 @@ def main() -> None:
                     sample_videos=clip_ids,
                 )
             except WhiteningError as exc:
-                print(f"{'(not fitted)':<58} {dim:>5} {shrink or 'auto':>6} {exc.message}")
+                print(f"{'(not fitted)':<58} {dim:>5} {shrink or 'auto':>7} {exc.message}")
                 continue
-            mean_ap, top3, space = evaluate(searcher(report.space), edit, edit_result.video_id, shots)
+            mean_ap, top3, gap, space = evaluate(searcher(report.space), edit, edit_result.video_id, shots)
             assert space == report.space, (space, report.space)
-            sample = f"{report.sample}/{report.sample_videos}v"
+            sample = f"{report.sample}/{report.sample_videos}"
             used = f"{report.shrinkage:.3g}" + ("*" if shrink is None else "")
-            print(f"{space:<58} {dim:>5} {used:>6} {sample:>12} {mean_ap:6.3f} {top3:>3}/{len(QUERIES)}")
+            print(f"{space:<58} {dim:>5} {used:>7} {sample:>9} {mean_ap:6.3f} {top3:>3}/{n} {gap:6.2f}")
 
 
 if __name__ == "__main__":
