@@ -222,17 +222,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     proc = subprocess.Popen(
-        # not ``-m video_inst.cli``: run as __main__, the module's commands register on a second copy
-        [
-            sys.executable,
-            "-c",
-            "from video_inst.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "video_inst.cli", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
         cwd=REPO,
     )
@@ -252,7 +242,7 @@ def crop_queries(count: int, seed: int = 3) -> list[tuple[bytes, str]]:
     """JPEG frame grabs (at most 1280 px) with a random box each, from the shared test photos."""
     from PIL import Image
 
-    folder = REPO.parent / "shared" / "media" / "images"
+    folder = Path(os.environ.get("VIDEO_INST_TEST_MEDIA", REPO.parent / "shared" / "media")) / "images"
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png", ".bmp"))
     rnd = random.Random(seed)
     out = []
@@ -319,16 +309,21 @@ def run_http(base: str, queries: int, top_k: int) -> dict[str, list[float]]:
 
 def profile(settings: Settings, queries: int, top_k: int) -> None:
     """Where a search spends its time, measured piece by piece in this process."""
+    import torch
+
     from video_inst.api.serialise import search_json
     from video_inst.media.images import load_image, parse_box
     from video_inst.search import Query, Searcher
 
+    if settings.search_threads > 0:
+        torch.set_num_threads(settings.search_threads)  # as ``serve`` does
     searcher = Searcher(settings)
     crops = crop_queries(min(queries, 24))
     parts: dict[str, list[float]] = {
         k: []
         for k in (
             "text: label match",
+            "text: SQL label rank",
             "text: search total",
             "crop: decode image",
             "crop: DASR embed",
@@ -349,6 +344,10 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         t = time.perf_counter()
         searcher.labels.match(text)
         parts["text: label match"].append(time.perf_counter() - t)
+        with searcher.catalog.session() as s:
+            t = time.perf_counter()
+            searcher._by_labels(s, text, min(max(top_k * 10, 100), 10_000))
+            parts["text: SQL label rank"].append(time.perf_counter() - t - parts["text: label match"][-1])
         t = time.perf_counter()
         result = searcher.search(Query(text=text, top_k=top_k))
         parts["text: search total"].append(time.perf_counter() - t)
@@ -373,6 +372,71 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
         parts["crop: search total"].append(time.perf_counter() - t)
     for name, times in parts.items():
         print(f"  {name:<22} {percentiles(times)}", flush=True)
+    print("label search per text (search._by_labels incl. the label match, best of 3):")
+    per_text(searcher, top_k)
+
+
+def per_text(searcher: object, top_k: int) -> None:
+    """Label search per bench text: classes matched, label rows they hold, best of 3 (in-process)."""
+    from sqlalchemy import func, select
+
+    from video_inst.catalog.models import Label
+    from video_inst.models.labels import label_names
+
+    fetch = min(max(top_k * 10, 100), 10_000)
+    for text in TEXTS:
+        names = label_names(dict(searcher.labels.match(text)))  # type: ignore[attr-defined]
+        with searcher.catalog.session() as s:  # type: ignore[attr-defined]
+            rows = s.scalar(select(func.count()).select_from(Label).where(Label.label.in_(names)))
+            times = []
+            for _ in range(4):  # the first one warms the pages
+                t = time.perf_counter()
+                searcher._by_labels(s, text, fetch)  # type: ignore[attr-defined]
+                times.append(time.perf_counter() - t)
+        print(f"  {text!r:22} {len(names):4} classes {rows:>9,} label rows {min(times[1:]) * 1000:7.0f} ms")
+
+
+def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
+    """IVF lists probed vs time and recall@k (against the most probes) through ``IndexStore.search``.
+
+    Queries are stored region vectors plus noise (the synthetic catalog has no real crops), so
+    each has true neighbours in the index; every search re-ranks with the SQL vectors as served.
+    """
+    from video_inst.catalog.db import get_catalog
+    from video_inst.search import _space
+    from video_inst.vectors.store import IndexStore
+
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        from video_inst.analyse import load_dasr
+
+        space_id = _space(s, load_dasr(settings).space_name).id
+    rng = np.random.default_rng(11)
+    base = IndexStore(settings.index_dir, catalog, settings)
+    ids = rng.integers(1, 1_000_000, queries)
+    vecs = base.vectors_for(ids, space_id=space_id, kind="region", missing="nan")
+    vecs = vecs[~np.isnan(vecs).any(axis=1)]
+    q = vecs + rng.standard_normal(vecs.shape).astype(np.float32) * np.float32(0.5 / np.sqrt(vecs.shape[1]))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    fetch = min(max(top_k * 10, 100), 10_000)
+    results: dict[int, tuple[list[float], list[set[int]]]] = {}
+    for nprobe in sorted(probes, reverse=True):
+        store = IndexStore(settings.index_dir, catalog, settings, nprobe=nprobe)
+        store.search(space_id, "region", q[:1], fetch)  # load the index
+        times, found = [], []
+        for row in q:
+            t = time.perf_counter()
+            hits = store.search(space_id, "region", row[None, :], fetch)[0]
+            times.append(time.perf_counter() - t)
+            found.append({v for v, _ in hits[:top_k]})
+        results[nprobe] = (times, found)
+    reference = results[max(probes)][1]
+    for nprobe in sorted(probes):
+        times, found = results[nprobe]
+        recall = np.mean([len(f & r) / max(len(r), 1) for f, r in zip(found, reference)])
+        print(
+            f"  nprobe {nprobe:>5}: {percentiles(times)}  recall@{top_k} vs nprobe {max(probes)} {recall:.3f}"
+        )
 
 
 # ------------------------------------------------------------------------------ main
@@ -388,6 +452,7 @@ def main() -> None:
         "--approx", choices=["ivfpq", "hnsw"], default="ivfpq", help="index past 200k vectors"
     )
     parser.add_argument("--profile", action="store_true", help="also time the pieces in-process")
+    parser.add_argument("--nprobe-sweep", help="comma-separated IVF nprobe values to time (in-process)")
     args = parser.parse_args()
 
     tmp = None
@@ -443,6 +508,9 @@ def main() -> None:
     if args.profile:
         print("in-process breakdown:")
         profile(settings, min(args.queries, 50), args.top_k)
+    if args.nprobe_sweep:
+        print("IVF nprobe sweep (in-process, IndexStore.search with SQL re-rank):")
+        nprobe_sweep(settings, [int(v) for v in args.nprobe_sweep.split(",")], args.queries, args.top_k)
     if tmp is not None:
         tmp.cleanup()
 

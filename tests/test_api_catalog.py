@@ -38,6 +38,28 @@ def test_videos_list_and_detail_match_the_source(live_api: LiveApi) -> None:
     assert get(live_api, "/videos?limit=0").status_code == 422
 
 
+def test_cli_and_api_show_a_video_row_the_same_way(live_api: LiveApi) -> None:
+    """One serialiser (catalog.rows.video_row): the API adds only its media URL (and counts)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEO_INST_")}
+    env["VIDEO_INST_HOME"] = str(live_api.settings.home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "video_inst.cli", "videos", "--json"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    cli_rows = {row["video_id"]: row for row in json.loads(proc.stdout)}
+    api_rows = {row["video_id"]: row for row in get(live_api, "/videos").json()}
+    assert cli_rows.keys() == api_rows.keys() and cli_rows
+    for video_id, api_row in api_rows.items():
+        assert api_row.pop("media_url") == f"/videos/{video_id}/media"
+        api_row.pop("counts")
+        assert api_row == cli_rows[video_id]
+
+
 def test_shots_cover_the_video_with_keyframe_thumbnails(live_api: LiveApi) -> None:
     video_id = live_api.videos["sintel_snow.mp4"]
     video = get(live_api, f"/videos/{video_id}").json()

@@ -75,6 +75,28 @@ def test_migrations_build_the_schema_and_downgrade_back(db_url: str) -> None:
     engine.dispose()
 
 
+def _label_indexes(url: str) -> dict[str, list[str]]:
+    engine = make_engine(url)
+    try:
+        return {ix["name"]: list(ix["column_names"]) for ix in inspect(engine).get_indexes("track_labels")}
+    finally:
+        engine.dispose()
+
+
+def test_0003_swaps_the_label_index_for_a_covering_one_and_back(db_url: str) -> None:
+    upgrade(db_url, "0002")
+    assert _label_indexes(db_url)["ix_track_labels_label"] == ["label"]
+    upgrade(db_url, "0003")
+    indexes = _label_indexes(db_url)
+    assert indexes["ix_track_labels_label_track_prob"] == ["label", "track_id", "prob"]
+    assert "ix_track_labels_label" not in indexes
+    downgrade(db_url, "0002")
+    indexes = _label_indexes(db_url)
+    assert indexes["ix_track_labels_label"] == ["label"]
+    assert "ix_track_labels_label_track_prob" not in indexes
+    assert current_revision(db_url) == "0002"
+
+
 def test_shot_plan_round_trip_and_cascading_delete(db_url: str) -> None:
     catalog = Catalog(db_url, auto_upgrade=True)
     with catalog.session() as s:
@@ -148,3 +170,72 @@ def test_jobs_record_progress_and_timestamps(tmp_path: Path) -> None:
         job = repo.update_job(s, job_id="j1", status="done", progress=1.0)
         assert job.finished_at is not None
         assert [j.id for j in repo.list_jobs(s, status=["done"])] == ["j1"]
+
+
+def test_migration_0002_backfills_track_spaces_and_downgrades_with_data(db_url: str) -> None:
+    """0001 rows (a DASR and a CLIP track vector per track) get their DASR space; down keeps rows."""
+    from sqlalchemy import text
+
+    upgrade(db_url, "0001")
+    engine = make_engine(db_url)
+    now = "2026-11-27 00:00:00"
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO model_spaces (id, name, family, dim, params, created_at) VALUES "
+                "(1, 'clip:x:y', 'clip', 4, '{}', :t), (2, 'dasr:b:s512:avg', 'dasr', 4, '{}', :t)"
+            ),
+            {"t": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO videos (id, path, size_bytes, status, warnings, rotation, start_pts, "
+                "variable_frame_rate, truncated, created_at, updated_at) "
+                "VALUES (1, 'a.mp4', 1, 'done', '[]', 0, 0, false, false, :t, :t)"
+            ),
+            {"t": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO shots (id, video_id, index, start_pts, end_pts, start_s, end_s, start_frame, "
+                "end_frame) VALUES (1, 1, 0, 0, 10, 0, 1, 0, 24)".replace("index", '"index"')
+            )
+        )
+        for track_id in (1, 2):
+            c.execute(
+                text(
+                    "INSERT INTO tracks (id, video_id, shot_id, is_frame, start_s, end_s, score, labels) "
+                    "VALUES (:i, 1, 1, false, 0, 1, 0.5, '[]')"
+                ),
+                {"i": track_id},
+            )
+        c.execute(
+            text(
+                "INSERT INTO vectors (space_id, kind, owner_id, video_id, data) VALUES "
+                "(1, 'track', 1, 1, :d), (2, 'track', 1, 1, :d)"
+            ),
+            {"d": b"\0" * 8},
+        )
+        c.execute(text("INSERT INTO video_spaces (video_id, space_id, status) VALUES (1, 2, 'done')"))
+    upgrade(db_url)
+    with engine.connect() as c:
+        spaces = dict(c.execute(text("SELECT id, space_id FROM tracks ORDER BY id")).all())
+    # Track 1 from its DASR vector (not the CLIP one); track 2 has none: from the video's DASR space.
+    assert spaces == {1: 2, 2: 2}
+    # Tracks of two DASR spaces cannot go below 0002 without merging them: refused, nothing lost.
+    with engine.begin() as c:
+        c.execute(text("UPDATE tracks SET space_id = 1 WHERE id = 2"))
+    with pytest.raises(RuntimeError, match="several DASR model spaces"):
+        downgrade(db_url, "0001")
+    # PostgreSQL rolls the whole downgrade back (transactional DDL); SQLite keeps the later steps.
+    assert current_revision(db_url) in {"0002", head_revision()}
+    with engine.begin() as c:
+        c.execute(text("UPDATE tracks SET space_id = 2 WHERE id = 2"))
+    downgrade(db_url, "0001")
+    assert current_revision(db_url) == "0001"
+    assert "space_id" not in {col["name"] for col in inspect(engine).get_columns("tracks")}
+    with engine.connect() as c:
+        assert c.execute(text("SELECT COUNT(*) FROM tracks")).scalar() == 2
+    upgrade(db_url)
+    assert current_revision(db_url) == head_revision()
+    engine.dispose()

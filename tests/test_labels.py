@@ -7,6 +7,8 @@ sentence_transformers).
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError
+from video_inst.models import labels as labels_module
 from video_inst.models.labels import (
     LabelMatcher,
     exact_label_weights,
@@ -23,6 +26,7 @@ from video_inst.models.labels import (
     label_names,
     load_label_table,
     normalise_label,
+    save_matrix_cache,
     track_label_score,
 )
 
@@ -200,6 +204,44 @@ def test_embedding_cache_is_reused(matcher: LabelMatcher, matcher_home: Path) ->
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
     np.testing.assert_array_equal(again.class_matrix, matcher.class_matrix)
     assert again.match("automobile") == matcher.match("automobile")
+
+
+def test_concurrent_cache_writers_never_share_a_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads of one process share a pid (so do containers mounting one models dir): each writer
+    must write its own temp file, or one renames the other's away / half-written."""
+    target = tmp_path / "labels" / "minilm.npz"
+    temps: list[str] = []
+    real_replace = os.replace
+    start = threading.Barrier(4)
+
+    def replace(src: str, dst: str) -> None:
+        temps.append(str(src))
+        assert Path(src).is_file(), f"{src} was renamed away by another writer"
+        real_replace(src, dst)
+
+    monkeypatch.setattr(labels_module.os, "replace", replace)
+    monkeypatch.setattr(labels_module.os, "getpid", lambda: 1)  # pid 1: every container's first process
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        start.wait()
+        try:
+            save_matrix_cache(target, classes=np.full((50, 384), i, np.float32), groups=np.zeros((3, 384)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(temps)) == 4, temps
+    with np.load(target) as z:
+        assert z["classes"].shape == (50, 384) and len(set(z["classes"].ravel().tolist())) == 1
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left behind
 
 
 def test_matcher_without_sentence_model_uses_words_only() -> None:

@@ -213,13 +213,13 @@ def test_an_interrupted_fill_leaves_search_on_the_base_and_the_cli_resumes_it(
     # Incomplete: an image query is answered by the base space, which is whole.
     searcher = Searcher(settings, dasr=dasr)
     image = np.full((96, 128, 3), 120, dtype=np.uint8)
-    assert searcher.search(Query(image=image, top_k=3)).spaces == [base]
+    assert searcher.search(Query(image=image, top_k=3)).spaces["dasr"] == base
 
     report = fit_cli(settings.home)  # no refit: resumes the incomplete space
     assert report["resumed"] and report["space"] == derived
     assert len(report["done"]) == len(CLIPS) - 1 and len(report["skipped"]) == 1
     assert_complete(settings, base, derived)
-    assert searcher.search(Query(image=image, top_k=3)).spaces == [derived]
+    assert searcher.search(Query(image=image, top_k=3)).spaces["dasr"] == derived
     assert indexes_agree(settings)
 
 
@@ -278,21 +278,22 @@ def test_search_with_whitening_answers_from_the_whitened_space_and_off_uses_the_
                 break
 
     whitened = Searcher(settings, dasr=dasr).search(Query(image=image, top_k=5))
-    assert whitened.spaces == [report["space"]] and whitened.to_json()["spaces"] == [report["space"]]
+    assert whitened.spaces["dasr"] == report["space"]
+    assert whitened.to_json()["spaces"]["dasr"] == report["space"]
     assert whitened.hits and whitened.hits[0].video_id == video.id  # a frame of it finds itself first
     assert whitened.hits[0].score > 0.9
 
     plain = Searcher(settings.model_copy(update={"dasr_whitening": "off"}), dasr=dasr).search(
         Query(image=image, top_k=5)
     )
-    assert plain.spaces == [base] and plain.hits[0].video_id == video.id
+    assert plain.spaces["dasr"] == base and plain.hits[0].video_id == video.id
     assert Settings.model_fields["dasr_whitening"].default == "off"  # until whitening is shown to help
 
     named = Searcher(settings.model_copy(update={"dasr_whitening": report["space"]}), dasr=dasr)
-    assert named.search(Query(image=image, top_k=5)).spaces == [report["space"]]
+    assert named.search(Query(image=image, top_k=5)).spaces["dasr"] == report["space"]
 
     more = Searcher(settings, dasr=dasr).search(Query(track_id=track_id, top_k=5))
-    assert more.spaces == [report["space"]] and more.hits
+    assert more.spaces["dasr"] == report["space"] and more.hits
     assert all(h.track_id != track_id for h in more.hits)
 
 

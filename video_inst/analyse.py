@@ -80,7 +80,8 @@ def load_dasr(settings: Settings, device: str | None = None) -> Any:
     device = device or resolve_device(settings.device)
     weights = settings.resnet50_weights if settings.backbone == "resnet50" else None
     backbone = get_backbone(settings.backbone, device=device, weights=weights)
-    return DasrExtractor(backbone, DasrParams(), device=device)
+    params = DasrParams(input_size=settings.dasr_input_size, pooling=settings.dasr_pooling)
+    return DasrExtractor(backbone, params, device=device)
 
 
 def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None, str | None]:
@@ -106,6 +107,8 @@ def get_analyser(settings: Settings) -> Analyser:
     key = (
         settings.backbone,
         str(settings.resnet50_weights),
+        settings.dasr_input_size,
+        settings.dasr_pooling,
         settings.clip_model,
         settings.clip_pretrained,
         str(settings.clip_weights),
@@ -298,7 +301,7 @@ def store_analyses(
     session: Any, analyses: Sequence[VideoAnalysis], *, video: Any, keyframe_rows: dict[int, Any]
 ) -> int:
     """Write tracks, boxes, labels and vectors of a video's analysed chunks in the caller's transaction."""
-    from video_inst.catalog.models import Label, Track, TrackBox, VideoSpace
+    from video_inst.catalog.models import Label, Track, TrackBox
     from video_inst.vectors.store import get_index_store
 
     if not analyses:
@@ -322,6 +325,7 @@ def store_analyses(
             is_frame=t.is_frame,
             start_s=t.start_s,
             end_s=t.end_s,
+            space_id=dasr_space.id,
             best_keyframe_id=keyframe_rows[t.draft.keyframe_ids[t.draft.best]].id,
             score=float(max(t.draft.scores)),
             labels=[[name, prob] for name, prob in t.labels],
@@ -363,14 +367,17 @@ def store_analyses(
         by_kind = {"region": (box_ids, box_vecs), "track": (track_ids, track_vecs)}
     else:
         by_kind = {}
-    session.add(VideoSpace(video_id=video.id, space_id=dasr_space.id, status="done"))
+    mark_video_space(session, video.id, dasr_space.id, "done")
     from video_inst.whitened_spaces import add_whitened_vectors
 
     spaces |= add_whitened_vectors(session, store, dasr_space, video.id, by_kind)  # docs/VECTORS.md
     clip = analyser.clip
     if clip is not None:
         clip_space = store.ensure_space(session, name=clip.space_name, family="clip", dim=clip.dim, params={})
-        frames = {pts: v for a in analyses for pts, v in a.frame_vectors.items()}
+        # A DASR re-index of a video CLIP already covers adds only the new tracks' vectors:
+        # frame vectors belong to keyframes, which a re-index keeps.
+        had_frames = video_space_status(session, video.id, clip_space.id) == "done"
+        frames = {} if had_frames else {pts: v for a in analyses for pts, v in a.frame_vectors.items()}
         if frames:
             frame_ids = [keyframe_rows[p].id for p in frames]
             store.add_vectors(
@@ -393,7 +400,7 @@ def store_analyses(
                 np.stack([v for _, v in with_vec]),
             )
             spaces.add((clip_space.id, "track"))
-        session.add(VideoSpace(video_id=video.id, space_id=clip_space.id, status="done"))
+        mark_video_space(session, video.id, clip_space.id, "done")
     elif analyser.clip_missing_reason:
         # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
         import open_clip
@@ -403,17 +410,37 @@ def store_analyses(
             clip_space = store.ensure_space(
                 session, name=clip_space_name(analyser.settings), family="clip", dim=dim, params={}
             )
-            session.add(
-                VideoSpace(
-                    video_id=video.id,
-                    space_id=clip_space.id,
-                    status="missing",
-                    note=analyser.clip_missing_reason,
-                )
-            )
+            if video_space_status(session, video.id, clip_space.id) != "done":
+                mark_video_space(session, video.id, clip_space.id, "missing", analyser.clip_missing_reason)
     for a in analyses:
         a._spaces = sorted(spaces)
     return len(track_rows)
+
+
+def video_space_status(session: Any, video_id: int, space_id: int) -> str | None:
+    """'done' / 'missing' for a video in a model space, None when it was never recorded."""
+    from sqlalchemy import select
+
+    from video_inst.catalog.models import VideoSpace
+
+    return session.scalar(
+        select(VideoSpace.status).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
+    )
+
+
+def mark_video_space(
+    session: Any, video_id: int, space_id: int, status: str, note: str | None = None
+) -> None:
+    """Record (insert or update) whether a video's vectors in a model space are complete."""
+    from sqlalchemy import select
+
+    from video_inst.catalog.models import VideoSpace
+
+    row = session.scalars(
+        select(VideoSpace).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
+    ).first() or VideoSpace(video_id=video_id, space_id=space_id)
+    row.status, row.note = status, note
+    session.add(row)
 
 
 def _crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:

@@ -157,37 +157,16 @@ def ingest(
 # --- catalog views -------------------------------------------------------------------
 
 
-def _video_json(video: Any) -> dict[str, Any]:
-    return {
-        "video_id": video.id,
-        "path": video.path,
-        "status": video.status,
-        "error": video.error,
-        "content_hash": video.content_hash,
-        "size_bytes": video.size_bytes,
-        "container": video.container,
-        "codec": video.codec,
-        "width": video.width,
-        "height": video.height,
-        "frame_rate": f"{video.fps_num}/{video.fps_den}" if video.fps_num else None,
-        "duration_s": video.duration_s,
-        "frame_count": video.frame_count,
-        "start_timecode": video.start_timecode,
-        "variable_frame_rate": video.variable_frame_rate,
-        "truncated": video.truncated,
-        "warnings": video.warnings or [],
-    }
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def videos(as_json: bool) -> None:
     """The catalog's videos."""
     from video_inst.catalog import repo
     from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.rows import video_row
 
     with get_catalog().session() as s:
-        rows = [_video_json(v) for v in repo.list_videos(s)]
+        rows = [video_row(v) for v in repo.list_videos(s)]
     if as_json:
         _emit(rows)
         return
@@ -291,6 +270,8 @@ def run_search(**options: Any) -> Any:
 
 def _print_hits(result: Any) -> None:
     click.echo(f"mode: {result.mode}")
+    if getattr(result, "spaces", None):
+        click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in result.spaces.items()))
     for note in result.notes:
         click.echo(f"note: {note}")
     for rank, hit in enumerate(result.hits, 1):
@@ -319,7 +300,9 @@ def search_command(as_json: bool, **options: Any) -> None:
     except VideoInstError as exc:
         _fail(exc)
     if as_json:
-        _emit([dict(h.to_json(), mode=result.mode) for h in result.hits])
+        for note in result.notes:  # stdout stays the JSON list of hits
+            click.echo(f"note: {note}", err=True)
+        _emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
     else:
         _print_hits(result)
 
@@ -346,9 +329,16 @@ def index_rebuild() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def index_check(as_json: bool) -> None:
     """Compare every index with SQL; exit 1 when they disagree."""
+    from sqlalchemy import select
+
+    from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.models import ModelSpace
     from video_inst.vectors.store import get_index_store
 
-    store = get_index_store(get_settings())
+    settings = get_settings()
+    store = get_index_store(settings)
+    with get_catalog(settings).session() as s:
+        names = dict(s.execute(select(ModelSpace.id, ModelSpace.name)).all())
     rows = []
     ok = True
     for space_id, kind in store.known_indexes():
@@ -357,6 +347,7 @@ def index_check(as_json: bool) -> None:
         rows.append(
             {
                 "space_id": space_id,
+                "space": names.get(space_id),
                 "kind": kind,
                 "sql": sql_count,
                 "index": index_count,
@@ -409,11 +400,16 @@ def demo() -> None:
 
 
 @main.command()
-@click.option("--space", type=click.Choice(["clip"]), required=True, help="Which vectors to add.")
+@click.option(
+    "--space",
+    type=click.Choice(["clip", "dasr"]),
+    required=True,
+    help="clip: add the configured CLIP model's vectors; dasr: re-analyse with the configured backbone.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def reindex(space: str, as_json: bool) -> None:
-    """Add missing vectors of a model space to ingested videos (resumable; DASR is not redone)."""
-    from video_inst.reindex import reindex_clip
+    """Fill the configured model's space for every ingested video (resumable; old space answers meanwhile)."""
+    from video_inst.reindex import reindex_clip, reindex_dasr
 
     bar = None
     if sys.stderr.isatty() and not as_json:
@@ -428,7 +424,7 @@ def reindex(space: str, as_json: bool) -> None:
             bar.refresh()
 
     try:
-        report = reindex_clip(progress=progress)
+        report = (reindex_clip if space == "clip" else reindex_dasr)(progress=progress)
     except VideoInstError as exc:
         _fail(exc)
     finally:
@@ -436,6 +432,7 @@ def reindex(space: str, as_json: bool) -> None:
             bar.close()
     data = {
         "space": report.space,
+        "job_id": report.job_id,
         "done": report.done,
         "skipped": report.skipped,
         "failed": [{"video_id": v, "error": e} for v, e in report.failed],
@@ -452,8 +449,66 @@ def reindex(space: str, as_json: bool) -> None:
     sys.exit(1 if report.failed else 0)
 
 
+@main.group()
+def spaces() -> None:
+    """Model spaces: which answers searches, how complete each is, dropping an old one."""
+
+
+@spaces.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def spaces_list(as_json: bool) -> None:
+    """Every model space with its coverage; `active` marks the one searches use."""
+    from video_inst.catalog.db import get_catalog
+    from video_inst.spaces import FAMILIES, active_space, coverage
+
+    settings = get_settings()
+    rows = []
+    with get_catalog(settings).session() as s:
+        for family in FAMILIES:
+            choice = active_space(s, family, settings)
+            total, spaces_ = coverage(s, family)
+            for space, covered in spaces_:
+                rows.append(
+                    {
+                        "name": space.name,
+                        "family": family,
+                        "space_id": space.id,
+                        "dim": space.dim,
+                        "videos": covered,
+                        "total": total,
+                        "active": space.id == choice.space_id,
+                        "configured": space.name == choice.configured,
+                    }
+                )
+    if as_json:
+        _emit(rows)
+        return
+    for row in rows:
+        flags = " ".join(f for f in ("active", "configured") if row[f])
+        click.echo(f"{row['family']:<5} {row['name']}  {row['videos']}/{row['total']} videos  {flags}")
+
+
+@spaces.command("drop")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Drop it even while it answers searches.")
+def spaces_drop(name: str, force: bool) -> None:
+    """Remove model space NAME: its vectors, indexes and (DASR) tracks. Only ever on request."""
+    from video_inst.reindex import drop_space
+
+    try:
+        removed = drop_space(name, force=force)
+    except VideoInstError as exc:
+        _fail(exc)
+    click.echo(f"dropped {name}: {removed['tracks']} tracks, {removed['vectors']} vectors")
+
+
 # Commands of the worker and API layers register themselves on `main`.
 from video_inst import cli_api, cli_jobs, cli_whiten  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # ``python -m video_inst.cli`` runs this file as ``__main__``, a second copy of the module:
+    # cli_api and cli_jobs registered their commands on the group of ``video_inst.cli`` (the
+    # copy they import), not on this one. Run that group, as the ``video-inst`` script does.
+    from video_inst.cli import main as registered_main
+
+    registered_main()

@@ -46,6 +46,10 @@ def serve(host: str, port: int, ingest_mode: str, root_path: str, log_level: str
     from video_inst.api.app import create_app
 
     settings = get_settings()
+    if settings.search_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.search_threads)
     app = create_app(settings, ingest_mode=None if ingest_mode == "auto" else ingest_mode, warm=True)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         click.echo(

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
     backbone: Literal["efficientnet_lite0", "resnet50"] = "efficientnet_lite0"
     resnet50_weights: Path | None = Field(None, description="Path to torchvision resnet50 .pth.")
+    dasr_input_size: int = Field(
+        512, ge=32, description="Longer side of the DASR network input; a change is a new model space."
+    )
+    dasr_pooling: Literal["avg", "gem"] = Field("avg", description="Region pooling; a new model space too.")
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_weights: Path | None = Field(None, description="Path to an open_clip checkpoint or HF model dir.")
@@ -84,6 +88,12 @@ class Settings(BaseSettings):
         ),
     )
     default_top_k: int = 20
+    search_threads: int = Field(
+        1,
+        description="Torch threads of `video-inst serve` (0 = torch's default): on a small shared CPU one "
+        "query's forward pass runs 2-3x faster on one thread than on two (docs/API.md), and concurrent "
+        "requests then share the cores instead of fighting over them.",
+    )
     max_top_k: int = 1000
 
     # --- API -----------------------------------------------------------------

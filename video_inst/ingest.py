@@ -289,7 +289,9 @@ def ingest_path(
             video_id, status = find_existing(catalog, digest)
             if status == "done" and not force:
                 with catalog.session() as s:
-                    c = repo.counts(s, video_id=video_id)  # type: ignore[arg-type]
+                    from video_inst.spaces import active_tracks
+
+                    c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))  # type: ignore[arg-type]
                 result = IngestResult(
                     video_id=video_id,
                     path=str(resolved),

@@ -1,21 +1,31 @@
-"""Add the vectors of a model space to videos already in the catalog, without redoing DASR.
+"""Fill a new model space for videos already in the catalog: resumable, one video at a time.
 
-``video-inst reindex --space clip`` walks the videos whose CLIP vectors are missing (no
-weights at ingest, or a new CLIP model configured), decodes their stored keyframes again,
-embeds the frames and each track's crop at its best keyframe, and commits each video in
-its own transaction. Interrupted, it resumes where it stopped: finished videos are
-recorded in ``video_spaces``. The vectors of other spaces stay searchable throughout;
-a new space is used by search once it covers every video (``search.choose_space``).
+``video-inst reindex --space clip`` adds CLIP vectors (no weights at ingest, or a new CLIP
+model configured) by decoding each video's stored keyframes again; DASR is not redone.
+``video-inst reindex --space dasr`` re-analyses the stored keyframes with the configured
+backbone / DASR parameters into a new DASR space: regions, tracks, labels and vectors (and
+CLIP vectors of the new tracks when CLIP weights are there), beside the old ones.
+
+Both run through :func:`run_space_job`: each video is prepared outside any transaction,
+written in its own transaction and recorded ``done`` in ``video_spaces`` (the progress rows),
+so an interrupted job resumes where it stopped; a ``jobs`` row (kind ``reindex``) carries the
+progress for the API. The old space stays complete and answers searches
+(``spaces.active_space``) until the new one covers every video; :func:`drop_space` then
+removes the old rows, only when asked. A space derived from stored vectors (e.g. a whitened
+copy) is another :class:`SpaceJob` whose ``prepare`` reads vectors instead of frames.
 
 Example::
 
-    report = reindex_clip(settings=settings)
+    report = reindex_dasr(settings=settings)
     print(report.done, report.skipped, report.failed)
+    drop_space("dasr:efficientnet_lite0:s512:avg", settings=settings)
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +33,27 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
-from video_inst.catalog.models import Keyframe, Shot, Track, TrackBox, Vector, Video, VideoSpace
+from video_inst.catalog.models import (
+    IndexState,
+    Job,
+    Keyframe,
+    ModelSpace,
+    Shot,
+    Track,
+    TrackBox,
+    Vector,
+    Video,
+    VideoSpace,
+)
 from video_inst.config import Settings, get_settings
-from video_inst.errors import VideoInstError
+from video_inst.errors import MissingFileError, NotFoundError, VideoInstError
 
 log = logging.getLogger(__name__)
+
+SYNC_EVERY = 20  # videos between index syncs, so an interruption leaves FAISS close to SQL
 
 
 @dataclass
@@ -38,6 +62,25 @@ class ReindexReport:
     done: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
+    job_id: str | None = None
+
+
+@dataclass
+class SpaceJob:
+    """One space to fill: its identity, and how one video is prepared and written.
+
+    ``prepare(video_id)`` does the slow part outside any transaction (decode, models) and may
+    raise a VideoInstError or OSError for that video alone; ``write(session, space, video_id,
+    prepared)`` stores it inside the video's transaction and returns the (space id, kind)
+    indexes it touched.
+    """
+
+    name: str
+    family: str
+    dim: int
+    params: dict[str, Any]
+    prepare: Callable[[int], Any]
+    write: Callable[[Session, ModelSpace, int, Any], set[tuple[int, str]]]
 
 
 def _pending_videos(catalog: Catalog, space_id: int) -> tuple[list[int], list[int]]:
@@ -51,6 +94,314 @@ def _pending_videos(catalog: Catalog, space_id: int) -> tuple[list[int], list[in
         )
         videos = list(s.scalars(select(Video.id).where(Video.status == "done").order_by(Video.id)))
     return [v for v in videos if v not in finished], [v for v in videos if v in finished]
+
+
+def _job_row(catalog: Catalog, space_name: str) -> str:
+    """The unfinished reindex job of this space (a resumed run continues it), else a new one."""
+    from video_inst.catalog import repo
+
+    with catalog.session() as s:
+        job = s.scalars(
+            select(Job)
+            .where(Job.kind == "reindex", Job.path == space_name, Job.status.in_(("queued", "running")))
+            .order_by(Job.created_at.desc())
+        ).first()
+        if job is None:
+            job = repo.create_job(s, job_id=str(uuid.uuid4()), kind="reindex", path=space_name)
+        repo.update_job(s, job_id=job.id, status="running", error=None)
+        return job.id
+
+
+def _job_progress(catalog: Catalog, job_id: str, report: ReindexReport, total: int, **fields: Any) -> None:
+    from video_inst.catalog import repo
+
+    finished = len(report.done) + len(report.skipped)
+    counts = {
+        "total": total,
+        "done": len(report.done),
+        "skipped": len(report.skipped),
+        "failed": len(report.failed),
+    }
+    with catalog.session() as s:
+        repo.update_job(
+            s, job_id=job_id, progress=finished / total if total else 1.0, counts=counts, **fields
+        )
+
+
+def run_space_job(
+    job: SpaceJob,
+    *,
+    settings: Settings,
+    catalog: Catalog,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReindexReport:
+    """Give every ingested video the vectors of ``job``'s space; resumable (see module docstring)."""
+    from video_inst.analyse import mark_video_space
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(settings)
+    with catalog.session() as s:
+        space_id = store.ensure_space(s, name=job.name, family=job.family, dim=job.dim, params=job.params).id
+    pending, finished = _pending_videos(catalog, space_id)
+    report = ReindexReport(space=job.name, skipped=finished, job_id=_job_row(catalog, job.name))
+    total = len(pending) + len(finished)
+    touched: set[tuple[int, str]] = set()
+    try:
+        for n, video_id in enumerate(pending):
+            try:
+                prepared = job.prepare(video_id)
+            except (VideoInstError, OSError) as exc:
+                message = getattr(exc, "message", str(exc))
+                report.failed.append((video_id, message))
+                log.warning("reindex %s: video %s failed: %s", job.name, video_id, message)
+                continue
+            with catalog.session() as s:
+                space = s.get(ModelSpace, space_id)
+                touched |= job.write(s, space, video_id, prepared)
+                mark_video_space(s, video_id, space_id, "done")
+            report.done.append(video_id)
+            _job_progress(catalog, report.job_id, report, total)  # type: ignore[arg-type]
+            if progress:
+                progress(n + 1, len(pending))
+            if (n + 1) % SYNC_EVERY == 0:
+                _sync(store, touched)
+    finally:
+        _sync(store, touched)
+    failed = "; ".join(f"video {v}: {e}" for v, e in report.failed) or None
+    _job_progress(catalog, report.job_id, report, total, status="failed" if failed else "done", error=failed)  # type: ignore[arg-type]
+    return report
+
+
+def _sync(store: Any, touched: set[tuple[int, str]]) -> None:
+    for space_id, kind in sorted(touched):
+        store.sync(space_id, kind)
+
+
+# --- CLIP ----------------------------------------------------------------------------------
+
+
+def reindex_clip(
+    *,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    clip: Any | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReindexReport:
+    """Give every ingested video CLIP vectors in the configured (or given) CLIP model space."""
+    from video_inst.analyse import load_clip
+
+    settings = settings or get_settings()
+    catalog = catalog or get_catalog(settings)
+    if clip is None:
+        clip, reason = load_clip(settings)
+        if clip is None:
+            raise VideoInstError(f"cannot re-index CLIP vectors: {reason}")
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(settings)
+
+    def write(s: Session, space: ModelSpace, video_id: int, prepared: Any) -> set[tuple[int, str]]:
+        frames, tracks = prepared
+        s.execute(delete(Vector).where(Vector.space_id == space.id, Vector.video_id == video_id))
+        touched = {(space.id, "frame"), (space.id, "track")}
+        if frames:
+            store.add_vectors(
+                s, space, "frame", list(frames), [video_id] * len(frames), np.stack(list(frames.values()))
+            )
+        if tracks:
+            store.add_vectors(
+                s, space, "track", list(tracks), [video_id] * len(tracks), np.stack(list(tracks.values()))
+            )
+        return touched
+
+    job = SpaceJob(
+        name=clip.space_name,
+        family="clip",
+        dim=clip.dim,
+        params={},
+        prepare=lambda video_id: _embed_video(video_id, clip, catalog),
+        write=write,
+    )
+    return run_space_job(job, settings=settings, catalog=catalog, progress=progress)
+
+
+# --- DASR ----------------------------------------------------------------------------------
+
+
+def _stored_plan(session: Session, video_id: int) -> tuple[Video, Any]:
+    """The shot plan a video was ingested with, rebuilt from its shot and keyframe rows."""
+    from video_inst.media.types import Keyframe as KeyframeT
+    from video_inst.media.types import Shot as ShotT
+    from video_inst.media.types import ShotPlan
+
+    video = session.get(Video, video_id)
+    if video is None:
+        raise NotFoundError(f"no video {video_id} in the catalog")
+    shots = session.scalars(select(Shot).where(Shot.video_id == video_id).order_by(Shot.index)).all()
+    index_of = {s.id: s.index for s in shots}
+    keyframes = session.scalars(
+        select(Keyframe).where(Keyframe.video_id == video_id).order_by(Keyframe.pts)
+    ).all()
+    plan = ShotPlan(
+        shots=[
+            ShotT(s.index, s.start_pts, s.end_pts, s.start_s, s.end_s, s.start_frame, s.end_frame)
+            for s in shots
+        ],
+        keyframes=[KeyframeT(index_of[k.shot_id], k.pts, k.time_s, k.frame) for k in keyframes],
+        frame_count=video.frame_count or 0,
+        end_pts=video.end_pts or 0,
+    )
+    return video, plan
+
+
+def _analyse_video(video_id: int, analyser: Any, catalog: Catalog) -> Any:
+    """Decode a video's stored keyframes again and run DASR (and CLIP) on them: a VideoAnalysis."""
+    from video_inst.analyse import VideoAnalysis
+    from video_inst.media.decode import decode_keyframes
+
+    with catalog.session() as s:
+        video, plan = _stored_plan(s, video_id)
+        path, rotation, size = Path(video.path), video.rotation or 0, video.size_bytes
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such file (video {video_id} cannot be re-analysed)")
+    if size and path.stat().st_size != size:
+        raise MissingFileError(
+            f"{path}: {path.stat().st_size} bytes, but {size} at ingest; re-ingest it "
+            f"(`video-inst ingest --force`) rather than re-analyse a different file"
+        )
+    analysis = VideoAnalysis(analyser, plan)
+    threads = analyser.settings.decode_threads
+    for keyframe, rgb in decode_keyframes(path, plan.keyframes, rotation=rotation, threads=threads):
+        analysis.add(keyframe, rgb)
+    analysis.finish()
+    return analysis
+
+
+def reindex_dasr(
+    *,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    dasr: Any | None = None,
+    clip: Any | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReindexReport:
+    """Re-analyse every ingested video with the configured (or given) DASR model into its space.
+
+    New tracks are written beside the old space's; searches keep answering from the old
+    space until this one covers every video. ``clip`` (default: the configured one, when its
+    weights are here) embeds the new tracks too, so text search keeps its track vectors.
+    """
+    from video_inst.analyse import Analyser, load_clip, load_dasr, store_analyses
+
+    settings = settings or get_settings()
+    catalog = catalog or get_catalog(settings)
+    dasr = dasr or load_dasr(settings)
+    if clip is None:
+        clip, reason = load_clip(settings)
+        if clip is None:
+            log.warning("reindex dasr: new tracks get no CLIP track vectors: %s", reason)
+    analyser = Analyser(settings=settings, dasr=dasr, clip=clip)
+
+    def write(s: Session, space: ModelSpace, video_id: int, analysis: Any) -> set[tuple[int, str]]:
+        # A rerun after a crash inside this transaction finds nothing to replace; a rerun of a
+        # video whose row says missing replaces whatever an older attempt left.
+        old = list(s.scalars(select(Track.id).where(Track.video_id == video_id, Track.space_id == space.id)))
+        if old:
+            _delete_tracks(s, old)
+        video = s.get(Video, video_id)
+        keyframe_rows = {k.pts: k for k in s.scalars(select(Keyframe).where(Keyframe.video_id == video_id))}
+        store_analyses(s, [analysis], video=video, keyframe_rows=keyframe_rows)
+        return analysis.spaces | {(space.id, "region"), (space.id, "track")}
+
+    job = SpaceJob(
+        name=dasr.space_name,
+        family="dasr",
+        dim=dasr.dim,
+        params={"backbone": dasr.backbone.model_id},
+        prepare=lambda video_id: _analyse_video(video_id, analyser, catalog),
+        write=write,
+    )
+    return run_space_job(job, settings=settings, catalog=catalog, progress=progress)
+
+
+# --- dropping an old space ------------------------------------------------------------------
+
+
+def _delete_tracks(session: Session, track_ids: list[int]) -> set[tuple[int, str]]:
+    """Delete tracks with their boxes, labels and every vector they own (any space)."""
+    touched: set[tuple[int, str]] = set()
+    for start in range(0, len(track_ids), 5000):
+        chunk = track_ids[start : start + 5000]
+        box_ids = list(session.scalars(select(TrackBox.id).where(TrackBox.track_id.in_(chunk))))
+        for kind, owners in (("track", chunk), ("region", box_ids)):
+            for b in range(0, len(owners), 5000):
+                part = owners[b : b + 5000]
+                touched |= {
+                    (int(sp), kind)
+                    for sp in session.scalars(
+                        select(Vector.space_id)
+                        .where(Vector.kind == kind, Vector.owner_id.in_(part))
+                        .distinct()
+                    )
+                }
+                session.execute(
+                    delete(Vector)
+                    .where(Vector.kind == kind, Vector.owner_id.in_(part))
+                    .execution_options(synchronize_session=False)
+                )
+        session.execute(delete(Track).where(Track.id.in_(chunk)).execution_options(synchronize_session=False))
+    return touched
+
+
+def drop_space(
+    name: str, *, settings: Settings | None = None, catalog: Catalog | None = None, force: bool = False
+) -> dict[str, int]:
+    """Remove a model space: its vectors, index files and (DASR) its tracks. Never implicit.
+
+    Refused while the space is the one answering its family's searches, unless ``force``
+    (e.g. a space no model can rebuild). Returns counts of what was removed.
+    """
+    from video_inst.spaces import active_space
+    from video_inst.vectors.store import get_index_store
+
+    settings = settings or get_settings()
+    catalog = catalog or get_catalog(settings)
+    store = get_index_store(settings)
+    with catalog.session() as s:
+        space = s.scalars(select(ModelSpace).where(ModelSpace.name == name)).first()
+        if space is None:
+            known = ", ".join(s.scalars(select(ModelSpace.name).order_by(ModelSpace.id))) or "none"
+            raise NotFoundError(f"no model space {name!r}; known: {known}")
+        choice = active_space(s, space.family, settings)
+        if choice.space_id == space.id and not force:
+            raise VideoInstError(
+                f"model space {name!r} answers {space.family} searches now ({choice.covered} of "
+                f"{choice.total} videos; configured: {choice.configured}); finish the re-index first, "
+                "or pass --force"
+            )
+        space_id = int(space.id)
+        touched: set[tuple[int, str]] = set()
+        tracks = 0
+        if space.family == "dasr":
+            track_ids = list(s.scalars(select(Track.id).where(Track.space_id == space_id)))
+            tracks = len(track_ids)
+            touched = _delete_tracks(s, track_ids)
+        vectors = s.execute(delete(Vector).where(Vector.space_id == space_id)).rowcount or 0
+        s.execute(delete(VideoSpace).where(VideoSpace.space_id == space_id))
+        s.execute(delete(IndexState).where(IndexState.space_id == space_id))
+        for job in s.scalars(
+            select(Job).where(Job.kind == "reindex", Job.path == name, Job.status.in_(("queued", "running")))
+        ):
+            job.status, job.error = "failed", "model space dropped before the re-index finished"
+        s.delete(space)
+    for path in store.root.glob(f"{space_id}-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    store.drop_cache()
+    _sync(store, {(sp, kind) for sp, kind in touched if sp != space_id})
+    return {"space_id": space_id, "tracks": tracks, "vectors": int(vectors)}
 
 
 def _embed_video(
@@ -116,64 +467,3 @@ def _embed_video(
                 mean = np.mean(views, axis=0)
                 track_vectors[track_id] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
     return frame_vectors, track_vectors
-
-
-def reindex_clip(
-    *,
-    settings: Settings | None = None,
-    catalog: Catalog | None = None,
-    clip: Any | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ReindexReport:
-    """Give every ingested video CLIP vectors in the configured (or given) CLIP model space."""
-    from video_inst.analyse import load_clip
-    from video_inst.vectors.store import get_index_store
-
-    settings = settings or get_settings()
-    catalog = catalog or get_catalog(settings)
-    if clip is None:
-        clip, reason = load_clip(settings)
-        if clip is None:
-            raise VideoInstError(f"cannot re-index CLIP vectors: {reason}")
-    store = get_index_store(settings)
-    with catalog.session() as s:
-        space = store.ensure_space(s, name=clip.space_name, family="clip", dim=clip.dim, params={})
-        space_id = space.id
-    pending, finished = _pending_videos(catalog, space_id)
-    report = ReindexReport(space=clip.space_name, skipped=finished)
-    for n, video_id in enumerate(pending):
-        try:
-            frames, tracks = _embed_video(video_id, clip, catalog)
-        except (VideoInstError, OSError) as exc:
-            message = getattr(exc, "message", str(exc))
-            report.failed.append((video_id, message))
-            log.warning("reindex: video %s failed: %s", video_id, message)
-            continue
-        with catalog.session() as s:
-            space = s.get(type(space), space_id)
-            s.execute(delete(Vector).where(Vector.space_id == space_id, Vector.video_id == video_id))
-            if frames:
-                store.add_vectors(
-                    s, space, "frame", list(frames), [video_id] * len(frames), np.stack(list(frames.values()))
-                )
-            if tracks:
-                store.add_vectors(
-                    s, space, "track", list(tracks), [video_id] * len(tracks), np.stack(list(tracks.values()))
-                )
-            row = s.scalars(
-                select(VideoSpace).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
-            ).first() or VideoSpace(video_id=video_id, space_id=space_id)
-            row.status, row.note = "done", None
-            s.add(row)
-        report.done.append(video_id)
-        if progress:
-            progress(n + 1, len(pending))
-        if (n + 1) % 20 == 0:
-            _sync(store, space_id)
-    _sync(store, space_id)
-    return report
-
-
-def _sync(store: Any, space_id: int) -> None:
-    for kind in ("frame", "track"):
-        store.sync(space_id, kind)

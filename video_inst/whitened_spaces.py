@@ -378,7 +378,9 @@ def add_whitened_vectors(
                     session, space, kind, owners, [video_id] * len(owners), whitening.apply(stored)
                 )
                 touched.add((int(space.id), kind))
-        session.add(VideoSpace(video_id=video_id, space_id=space.id, status="done"))
+        from video_inst.analyse import mark_video_space
+
+        mark_video_space(session, video_id, space.id, "done")  # insert, or update on a re-ingest
     return touched
 
 

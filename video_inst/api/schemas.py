@@ -151,6 +151,9 @@ class SearchResponse(BaseModel):
     hits: list[HitOut]
     mode: str = Field(description="image | text | labels | track | image+text ...")
     notes: list[str]
+    spaces: dict[str, str] = Field(
+        default_factory=dict, description="Model space that answered, per family (dasr, clip)"
+    )
     videos: dict[str, HitVideoOut] = Field(description="The videos of the hits, by video id.")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from video_inst.catalog.models import Keyframe, Shot, Track, TrackBox, Video
+from video_inst.catalog.rows import video_ref as video_ref  # re-exported: the API's serialisers in one place
+from video_inst.catalog.rows import video_row
 from video_inst.hits import Hit, VideoRef
 
 
@@ -22,10 +24,6 @@ def thumbnail_url(root: str, video_id: int, keyframe_id: int | None) -> str | No
 
 def media_url(root: str, video_id: int) -> str:
     return f"{root}/videos/{video_id}/media"
-
-
-def frame_rate(num: int | None, den: int | None) -> str | None:
-    return f"{num}/{den}" if num and den else None
 
 
 def hit_json(hit: Hit, root: str) -> dict[str, Any]:
@@ -57,46 +55,14 @@ def search_json(result: Any, root: str) -> dict[str, Any]:
         "hits": [hit_json(h, root) for h in result.hits],
         "mode": result.mode,
         "notes": list(result.notes),
+        "spaces": dict(getattr(result, "spaces", {})),
         "videos": videos,
     }
 
 
-def video_ref(video: Video) -> VideoRef:
-    """What the exporters need of a catalog video (same defaults as search's hits)."""
-    return VideoRef(
-        video_id=video.id,
-        path=video.path,
-        frame_rate_num=video.fps_num or 25,
-        frame_rate_den=video.fps_den or 1,
-        start_timecode=video.start_timecode,
-        duration_s=video.duration_s or 0.0,
-        width=video.width or 0,
-        height=video.height or 0,
-    )
-
-
 def video_json(video: Video, root: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    return {
-        "video_id": video.id,
-        "path": video.path,
-        "status": video.status,
-        "error": video.error,
-        "content_hash": video.content_hash,
-        "size_bytes": video.size_bytes,
-        "container": video.container,
-        "codec": video.codec,
-        "width": video.width,
-        "height": video.height,
-        "frame_rate": frame_rate(video.fps_num, video.fps_den),
-        "duration_s": video.duration_s,
-        "frame_count": video.frame_count,
-        "start_timecode": video.start_timecode,
-        "variable_frame_rate": video.variable_frame_rate,
-        "truncated": video.truncated,
-        "warnings": list(video.warnings or []),
-        "media_url": media_url(root, video.id),
-        "counts": counts,
-    }
+    """The CLI's video row (``catalog.rows.video_row``) plus the media URL and, on the detail, counts."""
+    return {**video_row(video), "media_url": media_url(root, video.id), "counts": counts}
 
 
 def shot_json(video: Video, shot: Shot, root: str) -> dict[str, Any]:

@@ -150,12 +150,20 @@ class ModelSpace(Base):
 
 
 class Track(Base):
-    """An instance followed through consecutive keyframes of one shot."""
+    """An instance followed through consecutive keyframes of one shot.
+
+    Tracks come from DASR regions, so they belong to the DASR model space that made them
+    (``space_id``): after a backbone switch the old and the new tracks of a video coexist
+    until the old space is dropped, and readers show one space at a time (``spaces.py``).
+    """
 
     __tablename__ = "tracks"
+    __table_args__ = (Index("ix_tracks_video_space", "video_id", "space_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    # NULL only for rows written before migration 0002 that had no DASR vector to backfill from.
+    space_id: Mapped[int | None] = mapped_column(ForeignKey("model_spaces.id", ondelete="CASCADE"))
     shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"), index=True)
     is_frame: Mapped[bool] = mapped_column(Boolean, default=False)  # the whole-frame pseudo track
     start_s: Mapped[float] = mapped_column(Float)
@@ -190,7 +198,8 @@ class Label(Base):
     """Top-k ImageNet labels of a track, one row each so they can be filtered in SQL."""
 
     __tablename__ = "track_labels"
-    __table_args__ = (Index("ix_track_labels_label", "label"),)
+    # Covering index: label search sums weight * prob per track from the index alone (migration 0003).
+    __table_args__ = (Index("ix_track_labels_label_track_prob", "label", "track_id", "prob"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)

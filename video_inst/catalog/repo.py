@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -169,14 +170,17 @@ def delete_video(session: Session, *, video_id: int) -> None:
     session.flush()
 
 
-def counts(session: Session, *, video_id: int) -> dict[str, int]:
-    def n(model, col) -> int:  # type: ignore[no-untyped-def]
-        return int(session.scalar(select(func.count()).select_from(model).where(col == video_id)) or 0)
+def counts(session: Session, *, video_id: int, tracks: Any = None) -> dict[str, int]:
+    """Rows of a video; ``tracks`` filters the tracks counted (``spaces.active_tracks``: one DASR space)."""
+
+    def n(model, col, *extra) -> int:  # type: ignore[no-untyped-def]
+        query = select(func.count()).select_from(model).where(col == video_id, *extra)
+        return int(session.scalar(query) or 0)
 
     return {
         "shots": n(Shot, Shot.video_id),
         "keyframes": n(Keyframe, Keyframe.video_id),
-        "tracks": n(Track, Track.video_id),
+        "tracks": n(Track, Track.video_id, *(() if tracks is None else (tracks,))),
         "vectors": n(Vector, Vector.video_id),
     }
 

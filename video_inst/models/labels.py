@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -312,6 +313,24 @@ def _semantic_rows(table: LabelTable) -> tuple[list[str], np.ndarray, list[str],
     return class_texts, np.asarray(class_rows), group_texts, np.asarray(group_rows)
 
 
+def save_matrix_cache(path: Path, **arrays: Any) -> None:
+    """Write an ``.npz`` atomically: a temp file of this writer's own beside ``path``, then rename.
+
+    Why a ``mkstemp`` name rather than the pid: threads of one process share a pid (the API
+    loads the matcher from a thread pool), and so do processes in containers that mount one
+    models dir; two writers of one temp name clobber each other's file or rename it away.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _weight(sim: np.ndarray) -> np.ndarray:
     return np.clip((sim - SIM_FLOOR) / (SIM_FULL - SIM_FLOOR), 0.0, 1.0)
 
@@ -359,10 +378,7 @@ class LabelMatcher:
                 pass  # a damaged cache is rebuilt below
         matcher = cls(table, model)
         if disk_cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, classes=matcher.class_matrix, groups=matcher.group_matrix)
-            os.replace(tmp, cache)
+            save_matrix_cache(cache, classes=matcher.class_matrix, groups=matcher.group_matrix)
         return matcher
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -30,7 +30,9 @@ from video_inst.api.schemas import (
 from video_inst.api.serialise import box_list, shot_json, track_json, video_json, video_ref
 from video_inst.catalog import repo
 from video_inst.catalog.models import Keyframe, Shot, Track, TrackBox, Video
+from video_inst.config import Settings, get_settings
 from video_inst.errors import NotFoundError
+from video_inst.spaces import active_tracks
 
 router = APIRouter(tags=["catalog"])
 
@@ -62,7 +64,8 @@ def list_videos(
 def read_video(video_id: VideoId, request: Request, state: ApiState = Depends(get_state)) -> dict[str, Any]:
     with state.catalog.session() as s:
         video = get_video(s, video_id)
-        return video_json(video, root_of(request), counts=repo.counts(s, video_id=video.id))
+        counts = repo.counts(s, video_id=video.id, tracks=active_tracks(s, state.settings))
+        return video_json(video, root_of(request), counts=counts)
 
 
 @router.delete(
@@ -105,11 +108,12 @@ def _boxes_of(session: Session, track_ids: list[int]) -> dict[int, list[tuple[Tr
     return out
 
 
-def _tracks(session: Session, video_id: int, frames: bool) -> list[tuple[Track, int]]:
+def _tracks(session: Session, video_id: int, frames: bool, settings: Settings) -> list[tuple[Track, int]]:
+    """The video's tracks in the DASR space that answers searches (one space at a time)."""
     query = (
         select(Track, Shot.index)
         .join(Shot, Shot.id == Track.shot_id)
-        .where(Track.video_id == video_id)
+        .where(Track.video_id == video_id, active_tracks(session, settings))
         .order_by(Track.start_s, Track.id)
     )
     if not frames:
@@ -127,7 +131,7 @@ def list_tracks(
     root = root_of(request)
     with state.catalog.session() as s:
         get_video(s, video_id)
-        tracks = _tracks(s, video_id, frames)
+        tracks = _tracks(s, video_id, frames, state.settings)
         boxes = _boxes_of(s, [t.id for t, _ in tracks])
         return [track_json(t, index, boxes[t.id], root) for t, index in tracks]
 
@@ -142,11 +146,11 @@ def read_track(track_id: TrackId, request: Request, state: ApiState = Depends(ge
         return track_json(track, int(shot_index or 0), _boxes_of(s, [track.id])[track.id], root_of(request))
 
 
-def track_rows(session: Session, video_id: int) -> list[Any]:
-    """Every object track of a video as export rows: span, best keyframe and its box, labels."""
+def track_rows(session: Session, video_id: int, settings: Settings | None = None) -> list[Any]:
+    """Every object track of a video (active DASR space) as export rows: span, best view, labels."""
     from video_inst.export import TrackRow
 
-    tracks = _tracks(session, video_id, frames=False)
+    tracks = _tracks(session, video_id, frames=False, settings=settings or get_settings())
     boxes = _boxes_of(session, [t.id for t, _ in tracks])
     rows = []
     for track, _ in tracks:
@@ -184,6 +188,6 @@ def export_tracks(
     with state.catalog.session() as s:
         video = get_video(s, video_id)
         ref = video_ref(video)
-        rows = track_rows(s, video_id)
+        rows = track_rows(s, video_id, state.settings)
     title = f"{FsPath(ref.path).stem} tracks"
     return attachment(export(ref, rows, format, title=title), format, title)

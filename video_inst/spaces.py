@@ -1,0 +1,267 @@
+"""Which model space answers a search, per family: the one rule every reader calls.
+
+Every vector (and every track) records the model space that made it, and an index never
+mixes spaces. After the settings name a new CLIP model, backbone or DASR parameter, the
+catalog holds the old space (complete) and the new one (filling up while ``video-inst
+reindex`` runs). :func:`active_space` picks, per family:
+
+1. the configured space when it covers every ingested video;
+2. else the most recent space that covers every ingested video (the old one during a switch);
+3. else the space covering the most videos (ties: the configured one, then the most recent),
+   with a note that says how many videos it lacks (a video ingested during a switch is
+   written in the configured space only, so the old space misses it until the switch ends).
+
+Search, the track / video endpoints and the exports all read through this, so they show
+one space at a time. A later derived space (e.g. PCA-whitened vectors of a CLIP space) is
+just another row of the family with its own ``video_spaces`` rows and takes part unchanged.
+
+Example::
+
+    with catalog.session() as s:
+        choice = active_space(s, "dasr", settings)
+        print(choice.name, choice.covered, choice.total, choice.note)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from video_inst.catalog.models import IndexState, ModelSpace, Video, VideoSpace
+from video_inst.config import Settings
+from video_inst.errors import ModelSpaceMismatchError, WeightsMissingError
+
+FAMILIES = ("dasr", "clip")
+_REINDEX = {"dasr": "video-inst reindex --space dasr", "clip": "video-inst reindex --space clip"}
+
+
+@dataclass(frozen=True)
+class SpaceChoice:
+    """The space of one family that answers, and how complete it and the configured one are."""
+
+    family: str
+    configured: str  # the space name the settings (or the loaded model) ask for
+    space_id: int | None  # None: no space of this family holds any video
+    name: str | None
+    dim: int
+    covered: int  # ingested videos with vectors in the chosen space
+    total: int  # ingested videos
+    configured_covered: int
+
+    @property
+    def complete(self) -> bool:
+        return self.space_id is not None and self.covered >= self.total
+
+    @property
+    def fallback(self) -> bool:
+        """True while an older space answers instead of the configured one."""
+        return self.space_id is not None and self.name != self.configured
+
+    @property
+    def note(self) -> str | None:
+        """What a search result tells the user when the answer is not the configured space's alone."""
+        if self.space_id is None:
+            return None
+        parts = []
+        if self.fallback:
+            parts.append(
+                f"{self.family} answered from model space {self.name}: the configured {self.configured} "
+                f"covers {self.configured_covered} of {self.total} videos "
+                f"(re-index: `{_REINDEX[self.family]}`)"
+            )
+        if not self.complete:
+            missing = self.total - self.covered
+            parts.append(
+                f"{missing} video{'s' if missing != 1 else ''} not yet in model space {self.name}"
+                + ("" if self.fallback else f" (`{_REINDEX[self.family]}`)")
+            )
+        return "; ".join(parts) or None
+
+
+def configured_space_name(settings: Settings, family: str) -> str:
+    """The space name the settings ask for, without loading a model (same string the model gives)."""
+    if family == "clip":
+        from video_inst.analyse import clip_space_name
+
+        return clip_space_name(settings)
+    if family != "dasr":
+        raise ValueError(f"unknown model family {family!r}; one of {FAMILIES}")
+    from video_inst.models.dasr import DasrParams
+
+    model_id = settings.backbone
+    if settings.backbone == "resnet50":
+        from video_inst.models.weights import resnet50_model_id, resnet50_weights
+
+        try:
+            model_id = resnet50_model_id(resnet50_weights(settings))
+        except WeightsMissingError:
+            model_id = "resnet50"  # no such space can exist: nothing was embedded without weights
+    params = DasrParams(input_size=settings.dasr_input_size, pooling=settings.dasr_pooling)
+    return params.space_name(model_id)
+
+
+def coverage(session: Session, family: str) -> tuple[int, list[tuple[ModelSpace, int]]]:
+    """(ingested videos, [(space, videos done in it)]) for every space of a family, newest first."""
+    total = int(session.scalar(select(func.count()).select_from(Video).where(Video.status == "done")) or 0)
+    # video_spaces rows exist only for ingested videos (a re-ingest replaces them in the same
+    # transaction that marks the video done), so no join with videos: a search pays this per family.
+    done = dict(
+        session.execute(
+            select(VideoSpace.space_id, func.count())
+            .where(VideoSpace.status == "done")
+            .group_by(VideoSpace.space_id)
+        ).all()
+    )
+    spaces = session.scalars(
+        # whitened copies (docs/VECTORS.md) derive from a base space and hold no tracks: never "active"
+        select(ModelSpace)
+        .where(ModelSpace.family == family, ModelSpace.whitening.is_(None))
+        .order_by(ModelSpace.id.desc())
+    ).all()
+    return total, [(space, int(done.get(space.id, 0))) for space in spaces]
+
+
+# Changes whenever coverage can: every ingest, re-index, delete or drop writes rows and syncs an
+# index (``index_state.generation``). One statement of index lookups, the same at any size; built
+# once, since building it costs more than running it.
+_FINGERPRINT = select(
+    select(func.count()).select_from(IndexState).scalar_subquery(),
+    select(func.sum(IndexState.generation)).scalar_subquery(),
+    select(func.max(VideoSpace.id)).scalar_subquery(),
+    select(func.max(Video.id)).scalar_subquery(),
+    select(func.max(ModelSpace.id)).scalar_subquery(),
+)
+
+
+_CACHE: dict[tuple, tuple[tuple, SpaceChoice]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def active_space(
+    session: Session, family: str, settings: Settings, configured: str | None = None
+) -> SpaceChoice:
+    """The space of ``family`` that answers now (rules in the module docstring).
+
+    ``configured`` overrides the settings' space name (a process that loaded an explicit model).
+    The answer is cached per catalog until ``_FINGERPRINT`` changes: counting coverage
+    costs ~10 ms per family at 10,000 videos (scripts/bench_spaces.py), paid by every search.
+    """
+    configured = configured or configured_space_name(settings, family)
+    key = (session.get_bind().url, family, configured)
+    fingerprint = tuple(session.execute(_FINGERPRINT).one())
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == fingerprint:
+        return hit[1]
+    choice = _choose(session, family, configured)
+    with _CACHE_LOCK:
+        _CACHE[key] = (fingerprint, choice)
+    return choice
+
+
+def _choose(session: Session, family: str, configured: str) -> SpaceChoice:
+    total, spaces = coverage(session, family)
+    by_name = {space.name: (space, n) for space, n in spaces}
+    configured_covered = by_name.get(configured, (None, 0))[1]
+    candidates = [(space, n) for space, n in spaces if n > 0]  # newest first
+    chosen: tuple[ModelSpace, int] | None = None
+    if configured in by_name and configured_covered >= total and configured_covered > 0:
+        chosen = by_name[configured]
+    elif candidates:
+        complete = [c for c in candidates if c[1] >= total]
+        if complete:
+            chosen = complete[0]
+        else:
+            chosen = max(candidates, key=lambda c: (c[1], c[0].name == configured, c[0].id))
+    if chosen is None:
+        return SpaceChoice(family, configured, None, None, 0, 0, total, configured_covered)
+    space, covered = chosen
+    return SpaceChoice(
+        family, configured, int(space.id), space.name, int(space.dim), covered, total, configured_covered
+    )
+
+
+def track_filter(space_id: int | None) -> Any:
+    """SQL filter on tracks: those of one DASR space (rows from before migration 0002 have none)."""
+    from video_inst.catalog.models import Track
+
+    return Track.space_id.is_(None) | (Track.space_id == space_id)
+
+
+def active_tracks(session: Session, settings: Settings) -> Any:
+    """SQL filter on tracks: those of the DASR space that answers now (API track lists, exports)."""
+    return track_filter(active_space(session, "dasr", settings).space_id)
+
+
+# --- rebuilding the model of a stored space ----------------------------------------------------
+
+_DASR_NAME = re.compile(r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))$")
+_CLIP_RANDOM = re.compile(r"^clip:(?P<model>.+):random:s(?P<seed>\d+)$")
+
+
+def load_space_model(space_name: str, settings: Settings) -> Any:
+    """The extractor / embedder that made ``space_name``, rebuilt from the name alone.
+
+    Space names carry every parameter that changes vector values (backbone id, input size,
+    pooling; CLIP model and pretrained tag), so a query can be embedded into an older space
+    while a re-index fills the new one. Raises ModelSpaceMismatchError when this machine cannot
+    rebuild that exact model, WeightsMissingError when its weights are absent.
+    """
+    if space_name.startswith("dasr:"):
+        return _load_dasr(space_name, settings)
+    if space_name.startswith("clip:"):
+        return _load_clip(space_name, settings)
+    raise ModelSpaceMismatchError(f"model space {space_name!r}: unknown family, cannot rebuild its model")
+
+
+def _load_dasr(space_name: str, settings: Settings) -> Any:
+    from video_inst.analyse import resolve_device
+    from video_inst.models.backbones import get_backbone
+    from video_inst.models.dasr import DasrExtractor, DasrParams
+
+    m = _DASR_NAME.match(space_name)
+    if m is None:
+        raise ModelSpaceMismatchError(f"model space {space_name!r} is not a DASR space name")
+    model_id = m["model"]
+    name = model_id.split(":", 1)[0]
+    if model_id.endswith(":random"):
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} was made by randomly initialised weights; it cannot be rebuilt"
+        )
+    weights = settings.resnet50_weights if name == "resnet50" else None
+    device = resolve_device(settings.device)
+    backbone = get_backbone(name, device=device, weights=weights)
+    pooling = "avg" if m["pool"] == "avg" else "gem"
+    params = DasrParams(
+        input_size=int(m["size"]), pooling=pooling, **({"gem_p": float(m["p"])} if m["p"] else {})
+    )
+    dasr = DasrExtractor(backbone, params, device=device)
+    if dasr.space_name != space_name:
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} cannot be rebuilt here: these weights give {dasr.space_name!r}"
+        )
+    return dasr
+
+
+def _load_clip(space_name: str, settings: Settings) -> Any:
+    from video_inst.models.clip import ClipEmbedder
+
+    random = _CLIP_RANDOM.match(space_name)
+    if random is not None:  # test and benchmark spaces: the name records the seed, so it is exact
+        return ClipEmbedder.random_init(random["model"], settings.device, seed=int(random["seed"]))
+    model, _, tag = space_name[len("clip:") :].rpartition(":")
+    same = (model, tag) == (settings.clip_model, settings.clip_pretrained)
+    update: dict[str, Any] = {"clip_model": model, "clip_pretrained": tag}
+    if not same:
+        update["clip_weights"] = None  # the configured file belongs to the configured model
+    clip = ClipEmbedder.load(settings.model_copy(update=update))
+    if clip.space_name != space_name:
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} cannot be rebuilt: got {clip.space_name!r}"
+        )
+    return clip
