@@ -61,7 +61,8 @@ def test_dasr_mean_rule_vs_dasr_star_and_max_peaks() -> None:
     assert _peaks_set(star) == {(0, 2, 2), (0, 6, 6), (0, 4, 6)}
     top1 = find_peaks(a, keep_above_mean=False, max_peaks=1)
     assert _peaks_set(top1) == {(0, 2, 2)}
-    assert DasrParams(peak_mode="dasr").keep_above_mean and not DasrParams().keep_above_mean
+    assert DasrParams(peak_mode="dasr", min_peak="auto").keep_above_mean
+    assert not DasrParams(min_peak="auto").keep_above_mean and DasrParams().keep_above_mean
 
 
 # --------------------------------------------------------------------------- excitation rule
@@ -245,7 +246,7 @@ def test_extra_taus_add_one_nested_box_per_level(effnet) -> None:
     maps = torch.exp(-(((xs - 15) / 4) ** 2 + ((ys - 10) / 3) ** 2) / 2)[None]
     peaks = Peaks(*(torch.zeros(1, dtype=torch.long),) * 4, value=torch.ones(1))
     sal = Saliency(torch.rand(1, effnet.dim, 5, 8), peaks, maps, (160, 240))
-    base = DasrParams(smooth_sigma=0, threshold="relative", tau=0.5)
+    base = DasrParams(smooth_sigma=0, threshold="relative", tau=0.5, extra_taus=())
     one = DasrExtractor(effnet, base)._regions(sal)[0]
     three = DasrExtractor(effnet, dataclasses.replace(base, extra_taus=(0.2, 0.8)))._regions(sal)[0]
     assert len(one) == 2 and len(three) == 4  # frame row + one box per level (NMS within a level)
@@ -273,7 +274,7 @@ def frames(shared_media):
 
 
 def test_nms_suppresses_overlaps_within_a_frame_only(effnet) -> None:
-    dasr = DasrExtractor(effnet, DasrParams(smooth_sigma=0, threshold="relative", tau=0.5))
+    dasr = DasrExtractor(effnet, DasrParams(smooth_sigma=0, threshold="relative", tau=0.5, extra_taus=()))
     maps = torch.zeros(4, 20, 30)
     maps[0, 5:10, 5:12] = 1.0
     maps[1, 5:10, 6:13] = 1.0  # same frame, overlaps the first: suppressed (weaker)
@@ -302,7 +303,7 @@ def test_extract_contract_on_frames_of_two_sizes(effnet, frames) -> None:
     for regions, frame in zip(out, frames, strict=True):
         h, w = frame.shape[:2]
         n = len(regions)
-        assert 2 <= n <= 5
+        assert 2 <= n <= 1 + 4 * (1 + len(dasr.params.extra_taus))  # frame + <= one box per peak and level
         assert regions.is_frame.tolist() == [True] + [False] * (n - 1)
         np.testing.assert_allclose(regions.boxes[0], [0, 0, w, h])
         assert regions.boxes.dtype == np.float32 and regions.vectors.shape == (n, 1280)

@@ -46,21 +46,21 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 class DasrParams:
     """Every knob of DASR; defaults chosen on pasted-object localisation (docs/DASR.md)."""
 
-    input_size: int = 512  # longer side of the network input, px
+    input_size: int = 576  # longer side of the network input, px
     peak_mode: PeakMode = "dasr_star"
-    min_peak: Literal["auto", "mean", "none"] = "auto"  # auto: mean for DASR, none for DASR*
-    max_peaks: int = 16  # strongest peaks kept per frame
+    min_peak: Literal["auto", "mean", "none"] = "mean"  # auto: mean for DASR, none for DASR*
+    max_peaks: int = 8  # strongest peaks kept per frame
     peak_radius: int = 1  # a peak is the maximum of its (2r+1)^2 cells (1 = the paper's 3x3)
     excite_stop: int = 8  # stride at which the top-down pass stops (0 = down to the input)
     top_signal: Literal["uniform", "activation"] = "uniform"  # how a peak's unit signal spreads over channels
     smooth_sigma: float = 16.0  # Gaussian smoothing of the saliency map, input px; 0 = off
-    threshold: Literal["percentile", "relative", "mass"] = "percentile"
-    tau: float = 98.0  # percentile (0-100); fraction (0-1) of the map's peak; or of its mass
-    extra_taus: tuple[float, ...] = ()  # more thresholds (same rule): one more nested box per peak each
+    threshold: Literal["percentile", "relative", "mass"] = "relative"
+    tau: float = 0.7  # percentile (0-100); fraction (0-1) of the map's peak; or of its mass
+    extra_taus: tuple[float, ...] = (0.4,)  # more thresholds (same rule): one more nested box per peak each
     component: bool = False  # keep only the thresholded pixels connected to the map's maximum
     moments: Literal["mask", "weighted"] = "mask"  # ellipse from kept pixels, or weighted by their saliency
     ellipse_scale: float = 2.0  # semi-axes = scale * sqrt(eigenvalue)
-    nms_iou: float = 0.3  # DASR* greedy NMS overlap (beta)
+    nms_iou: float = 0.5  # DASR* greedy NMS overlap (beta)
     pooling: Literal["avg", "gem"] = "avg"
     gem_p: float = 3.0
     include_frame: bool = True  # whole frame as one more region (row 0)
