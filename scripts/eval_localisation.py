@@ -1,12 +1,14 @@
-"""Localisation rate of DASR* per parameter choice, on photos pasted into real video frames.
+"""Localisation rate of DASR* per parameter choice, on objects pasted into real video frames.
 
-Prints, for each variant, how many pasted objects get some region box with IoU >= 0.5,
-and the mean number of boxes per frame (more boxes make hits easier: read both).
-Variants that only change post-processing (smoothing, threshold, ellipse scale, NMS)
-reuse the saliency maps of their base run. Asserts nothing.
+Prints, for each variant and seed, the share of pasted objects that get some region box
+with IoU >= 0.5, the mean over seeds, and the mean number of boxes per frame (more boxes
+make hits easier: read both). Maps are computed once per map configuration (input size,
+stop stride, top signal) with every local maximum as a peak; peak choices and all
+post-processing are applied to them, and ``--cache DIR`` keeps them between runs.
+Asserts nothing. Protocol and results: docs/DASR.md.
 
-Choose parameters with a seed other than the test's (tests/test_dasr_localisation.py
-uses seed 7): the default here is seed 1.
+Choose parameters on seeds other than the test's (tests/test_dasr_localisation.py uses
+seed 7), e.g. seeds 1-6.
 
     .venv/bin/python scripts/eval_localisation.py                 # all variants, seed 1
     .venv/bin/python scripts/eval_localisation.py --seeds 1 2 3 4 5 6 --only stop
