@@ -350,3 +350,20 @@ def test_bad_inputs_get_named_errors(effnet) -> None:
     with pytest.raises(ValueError, match="tau"):
         DasrParams(threshold="relative", tau=50)
     assert dasr.extract([]) == []
+
+
+@pytest.mark.parametrize("threshold,tau", [("percentile", 98.0), ("relative", 0.7), ("mass", 0.5)])
+def test_saliency_boxes_of_no_maps_is_empty(threshold: str, tau: float) -> None:
+    """A frame with no peaks gives no maps: no boxes, not a reshape error."""
+    boxes, valid = saliency_boxes(
+        torch.zeros(0, 18, 32), cell=1.0, image_hw=(18, 32), threshold=threshold, tau=tau, scale=2.0
+    )
+    assert boxes.shape == (0, 4) and valid.shape == (0,)
+
+
+def test_settings_default_input_size_is_the_dasr_default() -> None:
+    """The product builds DASR from settings: its default must be the tuned one (docs/DASR.md)."""
+    from video_inst.config import Settings
+
+    assert Settings().dasr_input_size == DasrParams().input_size
+    assert Settings().dasr_pooling == DasrParams().pooling

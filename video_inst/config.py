@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     backbone: Literal["efficientnet_lite0", "resnet50"] = "efficientnet_lite0"
     resnet50_weights: Path | None = Field(None, description="Path to torchvision resnet50 .pth.")
     dasr_input_size: int = Field(
-        512, ge=32, description="Longer side of the DASR network input; a change is a new model space."
+        576,  # = DasrParams.input_size (tests/test_dasr_unit.py checks they agree)
+        ge=32,
+        description="Longer side of the DASR network input; a change is a new model space.",
     )
     dasr_pooling: Literal["avg", "gem"] = Field("avg", description="Region pooling; a new model space too.")
     clip_model: str = "ViT-B-32"

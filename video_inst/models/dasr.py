@@ -291,7 +291,7 @@ def saliency_boxes(
     after clipping, is invalid.
     """
     k = maps.shape[0]
-    flat = maps.reshape(k, -1).float()
+    flat = maps.flatten(1).float()  # not reshape(k, -1): ambiguous when k == 0 (no peaks)
     peak = flat.amax(1) if k else flat.new_zeros(0)
     if k == 0:
         thr = peak
