@@ -103,7 +103,8 @@ def _count_peaks(dasr: DasrExtractor, frames: list[np.ndarray]) -> float:
     from video_inst.models.dasr import find_peaks
 
     p = dasr.params
-    return len(find_peaks(amap, keep_above_mean=p.keep_above_mean, max_peaks=p.max_peaks).frame) / len(frames)
+    peaks = find_peaks(amap, keep_above_mean=p.keep_above_mean, max_peaks=p.max_peaks, radius=p.peak_radius)
+    return len(peaks.frame) / len(frames)
 
 
 def forward_only(dasr: DasrExtractor, frames: list[np.ndarray], batch: int, device: str) -> float:
@@ -127,8 +128,9 @@ def main() -> None:
     ap.add_argument("--batches", nargs="*", type=int, help="default: 1 4 8 on CPU, 8 32 64 on CUDA")
     ap.add_argument("--dtypes", nargs="*", help="default: float32 on CPU, float32 bfloat16 on CUDA")
     ap.add_argument("--batching", nargs="*", default=["slots"], help="modes: slots vmap expand")
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--peaks", type=int, default=16)
+    defaults = DasrParams()
+    ap.add_argument("--size", type=int, default=defaults.input_size, help="input px (default: DasrParams)")
+    ap.add_argument("--peaks", type=int, default=defaults.max_peaks, help="max peaks (default: DasrParams)")
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per row")
     ap.add_argument("--media", type=Path, help="a video file or an image folder instead of synthetic frames")
     ap.add_argument("--threads", type=int, help="torch CPU threads")

@@ -1,6 +1,6 @@
 """``video-inst`` across a DASR backbone-parameter switch, each command a real subprocess.
 
-The real EfficientNet-Lite0 weights at input size 512 (default) and then 384 (two model
+The real EfficientNet-Lite0 weights at the default input size and then 384 (two model
 spaces); CLIP weights are absent here, so text is not involved. Checks the commands an
 operator runs: search notes, ``spaces list``, ``reindex --space dasr``, ``spaces drop``,
 ``index check``.
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-OLD = "dasr:efficientnet_lite0:s512:avg"
+from video_inst.config import Settings
+
+OLD = f"dasr:efficientnet_lite0:s{Settings.model_fields['dasr_input_size'].default}:avg"
 NEW = "dasr:efficientnet_lite0:s384:avg"
 
 

@@ -20,6 +20,7 @@ from video_inst.models.dasr import (
     Saliency,
     ellipse_boxes,
     find_peaks,
+    peak_component,
     saliency_boxes,
 )
 
@@ -60,7 +61,8 @@ def test_dasr_mean_rule_vs_dasr_star_and_max_peaks() -> None:
     assert _peaks_set(star) == {(0, 2, 2), (0, 6, 6), (0, 4, 6)}
     top1 = find_peaks(a, keep_above_mean=False, max_peaks=1)
     assert _peaks_set(top1) == {(0, 2, 2)}
-    assert DasrParams(peak_mode="dasr").keep_above_mean and not DasrParams().keep_above_mean
+    assert DasrParams(peak_mode="dasr", min_peak="auto").keep_above_mean
+    assert not DasrParams(min_peak="auto").keep_above_mean and DasrParams().keep_above_mean
 
 
 # --------------------------------------------------------------------------- excitation rule
@@ -198,6 +200,61 @@ def test_saliency_boxes_threshold_clip_and_invalid() -> None:
     assert area(pct) < area(boxes[:1]) < area(low)  # a higher threshold keeps a smaller core
 
 
+def test_mass_threshold_keeps_the_cells_holding_that_share() -> None:
+    maps = torch.zeros(1, 10, 12)
+    maps[0, 2:4, 2:6] = 1.0  # 8 cells holding 8 / 8.5 of the mass
+    maps[0, 7, 9] = 0.5
+    kw = {"cell": 1.0, "image_hw": (10, 12), "threshold": "mass", "scale": 2.0}
+    core, _ = saliency_boxes(maps, tau=0.9, **kw)
+    expect = ellipse_boxes(maps[:, :, :] >= 1.0, cell=1.0, scale=2.0)
+    torch.testing.assert_close(core, expect)
+    everything, _ = saliency_boxes(maps, tau=1.0, **kw)
+    assert (
+        everything[0, 2] > core[0, 2] + 2 and everything[0, 3] > core[0, 3] + 2
+    )  # the weak cell joins at 100 %
+
+
+def test_component_keeps_the_blob_of_the_maximum_only() -> None:
+    maps = torch.zeros(2, 12, 16)
+    maps[:, 2:5, 2:6] = 1.0  # strongest blob
+    maps[:, 2:5, 5] = 1.2  # its maximum
+    maps[:, 8:11, 11:15] = 0.9  # distant blob, also above the threshold
+    maps[1, 5:8, 6:11] = 0.95  # frame 1: a diagonal-ish bridge joins the two blobs
+    mask = maps >= 0.5
+    comp = peak_component(mask, maps.reshape(2, -1).argmax(1), check_every=2)
+    assert comp[0].sum() == 12 and not comp[0, 8:, 11:].any()
+    assert torch.equal(comp[1], mask[1])  # connected: everything stays
+    kw = {"cell": 1.0, "image_hw": (12, 16), "threshold": "relative", "tau": 0.5, "scale": 2.0}
+    whole, _ = saliency_boxes(maps[:1], **kw)
+    blob, _ = saliency_boxes(maps[:1], component=True, **kw)
+    torch.testing.assert_close(blob, ellipse_boxes(comp[:1], cell=1.0, scale=2.0))
+    assert blob[0, 2] < whole[0, 2] and blob[0, 3] < whole[0, 3]  # the far blob no longer stretches it
+
+
+def test_weighted_moments_pull_the_box_to_the_strong_pixels() -> None:
+    maps = torch.zeros(1, 10, 40)
+    maps[0, 4:6, 2:38] = 0.6
+    maps[0, 4:6, 30:38] = 1.0  # strong right end
+    kw = {"cell": 1.0, "image_hw": (10, 40), "threshold": "relative", "tau": 0.5, "scale": 1.0}
+    plain, _ = saliency_boxes(maps, **kw)
+    weighted, _ = saliency_boxes(maps, weighted=True, **kw)
+    assert (weighted[0, 0] + weighted[0, 2]) / 2 > (plain[0, 0] + plain[0, 2]) / 2 + 1
+
+
+def test_extra_taus_add_one_nested_box_per_level(effnet) -> None:
+    ys, xs = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
+    maps = torch.exp(-(((xs - 15) / 4) ** 2 + ((ys - 10) / 3) ** 2) / 2)[None]
+    peaks = Peaks(*(torch.zeros(1, dtype=torch.long),) * 4, value=torch.ones(1))
+    sal = Saliency(torch.rand(1, effnet.dim, 5, 8), peaks, maps, (160, 240))
+    base = DasrParams(smooth_sigma=0, threshold="relative", tau=0.5, extra_taus=())
+    one = DasrExtractor(effnet, base)._regions(sal)[0]
+    three = DasrExtractor(effnet, dataclasses.replace(base, extra_taus=(0.2, 0.8)))._regions(sal)[0]
+    assert len(one) == 2 and len(three) == 4  # frame row + one box per level (NMS within a level)
+    areas = sorted(((b[2] - b[0]) * (b[3] - b[1])).item() for b in three.boxes[1:])
+    assert areas[0] < areas[1] < areas[2]
+    assert any(np.allclose(b, one.boxes[1]) for b in three.boxes[1:])
+
+
 # --------------------------------------------------------------------------- extractor
 
 
@@ -217,7 +274,7 @@ def frames(shared_media):
 
 
 def test_nms_suppresses_overlaps_within_a_frame_only(effnet) -> None:
-    dasr = DasrExtractor(effnet, DasrParams(smooth_sigma=0, threshold="relative", tau=0.5))
+    dasr = DasrExtractor(effnet, DasrParams(smooth_sigma=0, threshold="relative", tau=0.5, extra_taus=()))
     maps = torch.zeros(4, 20, 30)
     maps[0, 5:10, 5:12] = 1.0
     maps[1, 5:10, 6:13] = 1.0  # same frame, overlaps the first: suppressed (weaker)
@@ -246,7 +303,7 @@ def test_extract_contract_on_frames_of_two_sizes(effnet, frames) -> None:
     for regions, frame in zip(out, frames, strict=True):
         h, w = frame.shape[:2]
         n = len(regions)
-        assert 2 <= n <= 5
+        assert 2 <= n <= 1 + 4 * (1 + len(dasr.params.extra_taus))  # frame + <= one box per peak and level
         assert regions.is_frame.tolist() == [True] + [False] * (n - 1)
         np.testing.assert_allclose(regions.boxes[0], [0, 0, w, h])
         assert regions.boxes.dtype == np.float32 and regions.vectors.shape == (n, 1280)
@@ -293,3 +350,20 @@ def test_bad_inputs_get_named_errors(effnet) -> None:
     with pytest.raises(ValueError, match="tau"):
         DasrParams(threshold="relative", tau=50)
     assert dasr.extract([]) == []
+
+
+@pytest.mark.parametrize("threshold,tau", [("percentile", 98.0), ("relative", 0.7), ("mass", 0.5)])
+def test_saliency_boxes_of_no_maps_is_empty(threshold: str, tau: float) -> None:
+    """A frame with no peaks gives no maps: no boxes, not a reshape error."""
+    boxes, valid = saliency_boxes(
+        torch.zeros(0, 18, 32), cell=1.0, image_hw=(18, 32), threshold=threshold, tau=tau, scale=2.0
+    )
+    assert boxes.shape == (0, 4) and valid.shape == (0,)
+
+
+def test_settings_default_input_size_is_the_dasr_default() -> None:
+    """The product builds DASR from settings: its default must be the tuned one (docs/DASR.md)."""
+    from video_inst.config import Settings
+
+    assert Settings().dasr_input_size == DasrParams().input_size
+    assert Settings().dasr_pooling == DasrParams().pooling

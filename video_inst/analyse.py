@@ -364,7 +364,13 @@ def store_analyses(
         track_ids = [row.id for _, row, _ in track_rows]
         store.add_vectors(session, dasr_space, "track", track_ids, [video.id] * len(track_ids), track_vecs)
         spaces |= {(dasr_space.id, "region"), (dasr_space.id, "track")}
+        by_kind = {"region": (box_ids, box_vecs), "track": (track_ids, track_vecs)}
+    else:
+        by_kind = {}
     mark_video_space(session, video.id, dasr_space.id, "done")
+    from video_inst.whitened_spaces import add_whitened_vectors
+
+    spaces |= add_whitened_vectors(session, store, dasr_space, video.id, by_kind)  # docs/VECTORS.md
     clip = analyser.clip
     if clip is not None:
         clip_space = store.ensure_space(session, name=clip.space_name, family="clip", dim=clip.dim, params={})

@@ -503,7 +503,7 @@ def spaces_drop(name: str, force: bool) -> None:
 
 
 # Commands of the worker and API layers register themselves on `main`.
-from video_inst import cli_api, cli_jobs  # noqa: E402, F401
+from video_inst import cli_api, cli_jobs, cli_whiten  # noqa: E402, F401
 
 if __name__ == "__main__":
     # ``python -m video_inst.cli`` runs this file as ``__main__``, a second copy of the module:

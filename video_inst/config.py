@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     backbone: Literal["efficientnet_lite0", "resnet50"] = "efficientnet_lite0"
     resnet50_weights: Path | None = Field(None, description="Path to torchvision resnet50 .pth.")
     dasr_input_size: int = Field(
-        512, ge=32, description="Longer side of the DASR network input; a change is a new model space."
+        576,  # = DasrParams.input_size (tests/test_dasr_unit.py checks they agree)
+        ge=32,
+        description="Longer side of the DASR network input; a change is a new model space.",
     )
     dasr_pooling: Literal["avg", "gem"] = Field("avg", description="Region pooling; a new model space too.")
     clip_model: str = "ViT-B-32"
@@ -78,6 +80,15 @@ class Settings(BaseSettings):
     # --- index / search ------------------------------------------------------
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
     approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
+    dasr_whitening: str = Field(
+        "off",
+        description=(
+            "Crop and track search through a whitened DASR space (`video-inst fit-whitening`): "
+            "'off' = never (default: no gain measured, docs/VECTORS.md), 'auto' = the newest one of "
+            "the configured DASR space that covers every video, or the name of one whitened space "
+            "(used once it covers every video)."
+        ),
+    )
     default_top_k: int = 20
     search_threads: int = Field(
         1,

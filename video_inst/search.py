@@ -32,7 +32,7 @@ from sqlalchemy import Numeric, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
-from video_inst.catalog.models import Keyframe, Label, Shot, Track, TrackBox, Vector, Video
+from video_inst.catalog.models import Keyframe, Label, ModelSpace, Shot, Track, TrackBox, Vector, Video
 from video_inst.catalog.rows import video_ref
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError, VideoInstError
@@ -228,6 +228,8 @@ class Searcher:
                 mode = "+".join(m for m, _ in rankings)
                 candidates = _rrf_by_shot(s, [c for _, c in rankings])
             hits = self._to_hits(s, candidates, query, mode, dasr.space_id)
+            if s.info.get("dasr_whitened"):
+                used["dasr"] = s.info["dasr_whitened"]  # a whitened copy of the DASR space answered
         return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes, spaces=used)
 
     # --- model spaces ----------------------------------------------------------------------
@@ -247,17 +249,26 @@ class Searcher:
 
     # --- rankings ------------------------------------------------------------------------
     def _search_space(
-        self, space: SpaceChoice, kind: str, vector: np.ndarray, k: int, query: Query
+        self, session: Session, space: SpaceChoice, kind: str, vector: np.ndarray, k: int, query: Query
     ) -> list[tuple[int, float]]:
         if space.space_id is None:
             return []
-        return self.store.search(space.space_id, kind, vector[None, :], k, video_ids=query.video_ids)[0]
+        space_id = space.space_id
+        if space.family == "dasr" and self.settings.dasr_whitening != "off":
+            from video_inst.whitened_spaces import route_query
+
+            base = session.get(ModelSpace, space.space_id)
+            routed, vector = route_query(session, base, vector, self.settings.dasr_whitening)
+            if routed.id != base.id:
+                session.info["dasr_whitened"] = routed.name
+            space_id = routed.id
+        return self.store.search(space_id, kind, vector[None, :], k, video_ids=query.video_ids)[0]
 
     def _by_image(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:
         if dasr.space_id is None:
             return []
         vector = self._model(dasr).embed_query(query.image, query.box)
-        hits = self._search_space(dasr, "region", vector, k, query)
+        hits = self._search_space(session, dasr, "region", vector, k, query)
         return _region_candidates(session, hits)
 
     def _by_track(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:
@@ -278,7 +289,7 @@ class Searcher:
         from video_inst.vectors.codec import decode
 
         vector = decode([row.data], dasr.dim)[0]
-        hits = self._search_space(dasr, "region", vector, k + 50, query)
+        hits = self._search_space(session, dasr, "region", vector, k + 50, query)
         return [c for c in _region_candidates(session, hits) if c.track_id != track.id]
 
     def _by_text(
@@ -305,8 +316,8 @@ class Searcher:
             if space.note:
                 notes.append(space.note)
             vector = clip.embed_texts([query.text])[0]
-            track_hits = self._search_space(space, "track", vector, k, query)
-            frame_hits = self._search_space(space, "frame", vector, k, query)
+            track_hits = self._search_space(session, space, "track", vector, k, query)
+            frame_hits = self._search_space(session, space, "frame", vector, k, query)
             owners = _owners(session, [v for v, _ in track_hits + frame_hits])
             candidates = [
                 _Candidate(track_id=owners[v], score=float(sc)) for v, sc in track_hits if v in owners

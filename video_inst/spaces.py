@@ -118,7 +118,10 @@ def coverage(session: Session, family: str) -> tuple[int, list[tuple[ModelSpace,
         ).all()
     )
     spaces = session.scalars(
-        select(ModelSpace).where(ModelSpace.family == family).order_by(ModelSpace.id.desc())
+        # whitened copies (docs/VECTORS.md) derive from a base space and hold no tracks: never "active"
+        select(ModelSpace)
+        .where(ModelSpace.family == family, ModelSpace.whitening.is_(None))
+        .order_by(ModelSpace.id.desc())
     ).all()
     return total, [(space, int(done.get(space.id, 0))) for space in spaces]
 

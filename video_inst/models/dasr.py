@@ -46,17 +46,21 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 class DasrParams:
     """Every knob of DASR; defaults chosen on pasted-object localisation (docs/DASR.md)."""
 
-    input_size: int = 512  # longer side of the network input, px
+    input_size: int = 576  # longer side of the network input, px
     peak_mode: PeakMode = "dasr_star"
-    min_peak: Literal["auto", "mean", "none"] = "auto"  # auto: mean for DASR, none for DASR*
-    max_peaks: int = 16  # strongest peaks kept per frame
+    min_peak: Literal["auto", "mean", "none"] = "mean"  # auto: mean for DASR, none for DASR*
+    max_peaks: int = 8  # strongest peaks kept per frame
+    peak_radius: int = 1  # a peak is the maximum of its (2r+1)^2 cells (1 = the paper's 3x3)
     excite_stop: int = 8  # stride at which the top-down pass stops (0 = down to the input)
     top_signal: Literal["uniform", "activation"] = "uniform"  # how a peak's unit signal spreads over channels
     smooth_sigma: float = 16.0  # Gaussian smoothing of the saliency map, input px; 0 = off
-    threshold: Literal["percentile", "relative"] = "percentile"
-    tau: float = 98.0  # percentile (0-100) of the map, or fraction (0-1) of the map's own peak
+    threshold: Literal["percentile", "relative", "mass"] = "relative"
+    tau: float = 0.7  # percentile (0-100); fraction (0-1) of the map's peak; or of its mass
+    extra_taus: tuple[float, ...] = (0.4,)  # more thresholds (same rule): one more nested box per peak each
+    component: bool = False  # keep only the thresholded pixels connected to the map's maximum
+    moments: Literal["mask", "weighted"] = "mask"  # ellipse from kept pixels, or weighted by their saliency
     ellipse_scale: float = 2.0  # semi-axes = scale * sqrt(eigenvalue)
-    nms_iou: float = 0.3  # DASR* greedy NMS overlap (beta)
+    nms_iou: float = 0.5  # DASR* greedy NMS overlap (beta)
     pooling: Literal["avg", "gem"] = "avg"
     gem_p: float = 3.0
     include_frame: bool = True  # whole frame as one more region (row 0)
@@ -70,6 +74,7 @@ class DasrParams:
         checks = {
             "input_size >= 32": self.input_size >= 32,
             "max_peaks >= 0": self.max_peaks >= 0,
+            "peak_radius >= 1": self.peak_radius >= 1,
             "smooth_sigma >= 0": self.smooth_sigma >= 0,
             "ellipse_scale > 0": self.ellipse_scale > 0,
             "0 < nms_iou <= 1": 0 < self.nms_iou <= 1,
@@ -78,6 +83,10 @@ class DasrParams:
             "batch_size >= 1": self.batch_size >= 1,
             "tau in 0..100 (percentile)": self.threshold != "percentile" or 0 <= self.tau <= 100,
             "tau in 0..1 (relative)": self.threshold != "relative" or 0 <= self.tau <= 1,
+            "tau in 0..1 (mass)": self.threshold != "mass" or 0 < self.tau <= 1,
+            "extra_taus in the tau range": all(
+                (0 <= t <= 100) if self.threshold == "percentile" else (0 < t <= 1) for t in self.extra_taus
+            ),
         }
         for rule, ok in checks.items():
             if not ok:
@@ -86,7 +95,8 @@ class DasrParams:
             ("peak_mode", self.peak_mode, ("dasr", "dasr_star")),
             ("min_peak", self.min_peak, ("auto", "mean", "none")),
             ("top_signal", self.top_signal, ("uniform", "activation")),
-            ("threshold", self.threshold, ("percentile", "relative")),
+            ("threshold", self.threshold, ("percentile", "relative", "mass")),
+            ("moments", self.moments, ("mask", "weighted")),
             ("pooling", self.pooling, ("avg", "gem")),
             ("dtype", self.dtype, tuple(_DTYPES)),
             ("excite_batching", self.excite_batching, ("slots", "vmap", "expand")),
@@ -154,13 +164,14 @@ class Saliency(NamedTuple):
 # --------------------------------------------------------------------------- peaks
 
 
-def find_peaks(amap: torch.Tensor, *, keep_above_mean: bool, max_peaks: int) -> Peaks:
+def find_peaks(amap: torch.Tensor, *, keep_above_mean: bool, max_peaks: int, radius: int = 1) -> Peaks:
     """Local maxima of (B, H, W) maps: 3x3 maximum, value > 0, not on the border.
 
     On a plateau of equal values only the first cell in raster order counts (a peak must
     beat its earlier neighbours strictly and the later ones or tie), so a flat object
-    yields one peak, not one per cell. ``keep_above_mean`` is DASR's rule (value >=
-    the map's mean); at most ``max_peaks`` per frame, strongest first.
+    yields one peak, not one per cell. ``radius`` > 1 also asks for the maximum of the
+    (2r+1)^2 window (fewer, farther-apart peaks). ``keep_above_mean`` is DASR's rule
+    (value >= the map's mean); at most ``max_peaks`` per frame, strongest first.
     """
     b, h, w = amap.shape
     amap = amap.float()
@@ -169,6 +180,8 @@ def find_peaks(amap: torch.Tensor, *, keep_above_mean: bool, max_peaks: int) -> 
     earlier = neigh[:, :4].amax(1)
     later = neigh[:, 5:].amax(1)
     is_peak = (amap > earlier) & (amap >= later) & (amap > 0)
+    if radius > 1:
+        is_peak &= amap >= F.max_pool2d(amap[:, None], 2 * radius + 1, 1, radius)[:, 0]
     border = torch.ones_like(is_peak)
     border[:, 1:-1, 1:-1] = False
     is_peak &= ~border
@@ -205,7 +218,7 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def ellipse_boxes(mask: torch.Tensor, cell: float, scale: float) -> torch.Tensor:
-    """Boxes (K, 4) circumscribing the second-moment ellipses of (K, H, W) boolean masks.
+    """Boxes (K, 4) circumscribing the second-moment ellipses of (K, H, W) masks (bool or weights >= 0).
 
     Cell (i, j) covers [j*cell, (j+1)*cell) x [i*cell, (i+1)*cell); its variance
     cell^2/12 is added so one kept cell still has an extent. With semi-axes
@@ -215,7 +228,7 @@ def ellipse_boxes(mask: torch.Tensor, cell: float, scale: float) -> torch.Tensor
     """
     k, h, w = mask.shape
     m = mask.to(torch.float32)
-    n = m.sum((1, 2)).clamp(min=1)
+    n = m.sum((1, 2)).clamp(min=1e-12)
     xs = (torch.arange(w, device=mask.device, dtype=torch.float32) + 0.5) * cell
     ys = (torch.arange(h, device=mask.device, dtype=torch.float32) + 0.5) * cell
     col = m.sum(1)  # (K, W): mass per column
@@ -228,28 +241,73 @@ def ellipse_boxes(mask: torch.Tensor, cell: float, scale: float) -> torch.Tensor
     return torch.stack([mx - hw, my - hh, mx + hw, my + hh], dim=1)
 
 
+def peak_component(mask: torch.Tensor, seed: torch.Tensor, check_every: int = 8) -> torch.Tensor:
+    """The 8-connected component of each (K, H, W) mask that contains its ``seed`` (flat index).
+
+    Grown by repeated 3x3 dilation inside the mask, all maps at once (no loop over
+    pixels or peaks); convergence is checked every ``check_every`` steps to limit syncs.
+    A seed outside its mask gives an empty component.
+    """
+    k, h, w = mask.shape
+    m = mask[:, None].float()
+    grown = torch.zeros(k, h * w, device=mask.device)
+    grown[torch.arange(k, device=mask.device), seed] = 1.0
+    grown = grown.view(k, 1, h, w) * m
+    for _ in range(0, h + w, check_every):
+        before = grown
+        for _ in range(check_every):
+            grown = F.max_pool2d(grown, 3, 1, 1) * m
+        if torch.equal(grown, before):
+            break
+    else:  # a winding component can be longer than h + w: finish it
+        while True:
+            nxt = F.max_pool2d(grown, 3, 1, 1) * m
+            if torch.equal(nxt, grown):
+                break
+            grown = nxt
+    return grown[:, 0] > 0
+
+
 def saliency_boxes(
     maps: torch.Tensor,
     *,
     cell: float,
     image_hw: tuple[int, int],
-    threshold: Literal["percentile", "relative"],
+    threshold: Literal["percentile", "relative", "mass"],
     tau: float,
     scale: float,
+    component: bool = False,
+    weighted: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Saliency maps (K, H, W) -> boxes (K, 4) in input pixels clipped to the image, and a validity mask.
 
-    A map with no positive mass, or whose box collapses after clipping, is invalid.
+    Kept pixels: ``percentile`` those at or above the map's tau-th percentile (a fixed share
+    of the frame, the paper's rule); ``relative`` those >= tau x the map's own peak;
+    ``mass`` the strongest pixels that together hold a tau share of the map's total
+    (adapts to both the spread and the size of the evidence). ``component`` then keeps
+    only the kept pixels 8-connected to the map's maximum, so a distant second blob
+    does not stretch the ellipse; ``weighted`` takes the moments of the kept pixels
+    weighted by their saliency. A map with no positive mass, or whose box collapses
+    after clipping, is invalid.
     """
     k = maps.shape[0]
-    flat = maps.reshape(k, -1).float()
+    flat = maps.flatten(1).float()  # not reshape(k, -1): ambiguous when k == 0 (no peaks)
     peak = flat.amax(1) if k else flat.new_zeros(0)
-    if threshold == "percentile":
-        thr = torch.quantile(flat, tau / 100.0, dim=1) if k else peak
-    else:
+    if k == 0:
+        thr = peak
+    elif threshold == "percentile":
+        thr = torch.quantile(flat, tau / 100.0, dim=1)
+    elif threshold == "relative":
         thr = tau * peak
-    mask = (flat >= thr[:, None]) & (flat > 0)
-    boxes = ellipse_boxes(mask.view_as(maps), cell, scale)
+    else:
+        ranked = flat.sort(1, descending=True).values
+        cum = ranked.cumsum(1)
+        idx = (cum < tau * cum[:, -1:]).sum(1).clamp(max=flat.shape[1] - 1)
+        thr = ranked.gather(1, idx[:, None])[:, 0]
+    mask = ((flat >= thr[:, None]) & (flat > 0)).view_as(maps)
+    if component and k:
+        mask = peak_component(mask, flat.argmax(1))
+    boxes = ellipse_boxes(maps.float() * mask if weighted else mask, cell, scale)
     h, w = image_hw
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
@@ -378,7 +436,9 @@ class DasrExtractor:
             with torch.enable_grad(), excitation_rule(bb.stages[self._stop :], p.excite_eps):
                 fmap = bb.run_stages(low, self._stop)
         feats = fmap.detach().float()
-        peaks = find_peaks(feats.mean(1), keep_above_mean=p.keep_above_mean, max_peaks=p.max_peaks)
+        peaks = find_peaks(
+            feats.mean(1), keep_above_mean=p.keep_above_mean, max_peaks=p.max_peaks, radius=p.peak_radius
+        )
         with torch.no_grad():
             maps = self._excite(low, fmap, feats, peaks)
         return Saliency(feats, peaks, maps, (x.shape[-2], x.shape[-1]))
@@ -388,14 +448,22 @@ class DasrExtractor:
         p = self.params
         with torch.no_grad():
             maps = gaussian_smooth(sal.maps.float(), p.smooth_sigma / self._stop_stride)
-            boxes, valid = saliency_boxes(
-                maps, cell=self._stop_stride, image_hw=sal.image_hw, threshold=p.threshold, tau=p.tau,
-                scale=p.ellipse_scale,
-            )  # fmt: skip
-            frame_of = sal.peaks.frame[valid]
-            boxes, scores = boxes[valid], sal.peaks.value[valid]
-            if p.peak_mode == "dasr_star" and len(boxes):
-                keep = batched_nms(boxes, scores, frame_of, p.nms_iou)
+            levels = (p.tau, *p.extra_taus)
+            found = [
+                saliency_boxes(
+                    maps, cell=self._stop_stride, image_hw=sal.image_hw, threshold=p.threshold, tau=tau,
+                    scale=p.ellipse_scale, component=p.component, weighted=p.moments == "weighted",
+                )
+                for tau in levels
+            ]  # fmt: skip
+            boxes = torch.cat([b for b, _ in found])
+            valid = torch.cat([v for _, v in found])
+            k = len(sal.peaks.frame)
+            level = torch.arange(len(levels), device=boxes.device).repeat_interleave(k)[valid]
+            frame_of = sal.peaks.frame.repeat(len(levels))[valid]
+            boxes, scores = boxes[valid], sal.peaks.value.repeat(len(levels))[valid]
+            if p.peak_mode == "dasr_star" and len(boxes):  # NMS within each threshold level
+                keep = batched_nms(boxes, scores, frame_of * len(levels) + level, p.nms_iou)
                 frame_of, boxes, scores = frame_of[keep], boxes[keep], scores[keep]
             return self._describe(sal.feats, frame_of, boxes, scores, sal.image_hw)
 
