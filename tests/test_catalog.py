@@ -217,7 +217,34 @@ def test_migration_0002_backfills_track_spaces_and_downgrades_with_data(db_url: 
             {"d": b"\0" * 8},
         )
         c.execute(text("INSERT INTO video_spaces (video_id, space_id, status) VALUES (1, 2, 'done')"))
+        c.execute(
+            text(
+                "INSERT INTO keyframes (id, video_id, shot_id, pts, time_s, frame) "
+                "VALUES (1, 1, 1, 5, 0.5, 12)"
+            )
+        )
+        for track_id in (1, 2):
+            c.execute(
+                text(
+                    "INSERT INTO track_boxes (track_id, keyframe_id, x0, y0, x1, y1, score) "
+                    "VALUES (:i, 1, 0, 0, 10, 10, 0.5)"
+                ),
+                {"i": track_id},
+            )
+            c.execute(
+                text("INSERT INTO track_labels (track_id, rank, label, prob) VALUES (:i, 0, 'tabby', 0.7)"),
+                {"i": track_id},
+            )
+
+    def children() -> tuple[int, int]:
+        with engine.connect() as c:
+            return tuple(
+                c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in ("track_boxes", "track_labels")
+            )
+
     upgrade(db_url)
+    # SQLite rebuilds `tracks` for the new column: its DROP must not cascade into boxes and labels.
+    assert children() == (2, 2)
     with engine.connect() as c:
         spaces = dict(c.execute(text("SELECT id, space_id FROM tracks ORDER BY id")).all())
     # Track 1 from its DASR vector (not the CLIP one); track 2 has none: from the video's DASR space.
@@ -236,6 +263,8 @@ def test_migration_0002_backfills_track_spaces_and_downgrades_with_data(db_url: 
     assert "space_id" not in {col["name"] for col in inspect(engine).get_columns("tracks")}
     with engine.connect() as c:
         assert c.execute(text("SELECT COUNT(*) FROM tracks")).scalar() == 2
+    assert children() == (2, 2)
     upgrade(db_url)
     assert current_revision(db_url) == head_revision()
+    assert children() == (2, 2)
     engine.dispose()
