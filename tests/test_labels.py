@@ -263,6 +263,27 @@ def test_concurrent_cache_writers_never_share_a_temp_file(
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left behind
 
 
+def test_lazy_matcher_loads_the_sentence_model_only_for_an_unknown_word(
+    matcher: LabelMatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot CLI query for a table word must not pay seconds for the model (docs/CLIP_AND_LABELS.md)."""
+    loads: list[int] = []
+
+    def load(cls, settings=None, **kw):  # noqa: ANN001, ANN202 - stands in for the classmethod
+        loads.append(1)
+        return matcher  # the real, already loaded matcher of this module
+
+    lazy = LabelMatcher.load(lazy=True)
+    monkeypatch.setattr(LabelMatcher, "load", classmethod(load))
+    assert lazy.model is None
+    assert set(dict(lazy.match("birds"))) == BIRDS and loads == []
+    ranked = lazy.match("automobile")
+    assert loads == [1] and lazy.model is matcher.model
+    assert ranked == matcher.match("automobile")
+    lazy.match("automobile")
+    assert loads == [1]  # once
+
+
 def test_matcher_without_sentence_model_uses_words_only() -> None:
     words_only = LabelMatcher.load(sentence_model=False)
     assert dict(words_only.match("birds")).keys() == BIRDS

@@ -198,7 +198,7 @@ class Searcher:
                 if self._labels is None:
                     from video_inst.models.labels import LabelMatcher
 
-                    self._labels = LabelMatcher.load(self.settings)
+                    self._labels = LabelMatcher.load(self.settings, lazy=True)
         return self._labels
 
     # --- the front door ----------------------------------------------------------------

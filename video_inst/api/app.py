@@ -61,6 +61,10 @@ def warm_up(settings: Settings) -> None:
         except Exception:  # noqa: BLE001 - a cold first query is all that is lost
             log.warning("search warm-up failed", exc_info=True)
     searcher = shared_searcher(settings)
+    try:
+        searcher.labels.ensure_model()  # the sentence model, for texts the label table lacks
+    except Exception:  # noqa: BLE001 - the first such query loads it instead
+        log.warning("label model warm-up failed", exc_info=True)
     if searcher.label_postings is not None:
         try:
             with searcher.catalog.session() as s:

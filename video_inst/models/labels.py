@@ -29,7 +29,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -344,9 +345,13 @@ class LabelMatcher:
         model: Any | None = None,
         class_matrix: np.ndarray | None = None,
         group_matrix: np.ndarray | None = None,
+        loader: Callable[[], LabelMatcher] | None = None,
     ) -> None:
         self.table = table
         self.model = model
+        # lazy=True: the sentence model (seconds to import and load) only when a text needs it
+        self._loader = loader
+        self._loader_lock = threading.Lock()
         class_texts, self._class_rows, group_texts, self._group_rows = _semantic_rows(table)
         self._groups = list(table.group_members)
         self.class_matrix = class_matrix
@@ -357,16 +362,25 @@ class LabelMatcher:
     # --- construction ----------------------------------------------------------------------
     @classmethod
     def load(
-        cls, settings: Settings | None = None, *, sentence_model: bool = True, disk_cache: bool = True
+        cls,
+        settings: Settings | None = None,
+        *,
+        sentence_model: bool = True,
+        disk_cache: bool = True,
+        lazy: bool = False,
     ) -> LabelMatcher:
         """The matcher with the sentence model; its label-text matrix comes from a disk cache when fresh.
 
         ``sentence_model=False`` gives the exact-words matcher only (no torch model, instant).
+        ``lazy=True`` loads the sentence model on the first text the table's words do not cover
+        (a one-shot CLI query for "bird" then never pays for it; :meth:`ensure_model` forces it).
         The cache lives under ``settings.models_dir/labels`` and is keyed by the table's digest.
         """
         table = load_label_table()
         if not sentence_model:
             return cls(table)
+        if lazy:
+            return cls(table, loader=lambda: cls.load(settings, disk_cache=disk_cache))
         model = _sentence_model()
         settings = settings or get_settings()
         cache = settings.models_dir / "labels" / f"minilm-l6-v2-{table.digest}.npz"
@@ -395,6 +409,17 @@ class LabelMatcher:
         both = self._encode(class_texts + group_texts)
         return both[: len(class_texts)], both[len(class_texts) :]
 
+    def ensure_model(self) -> None:
+        """Load a lazily deferred sentence model now (once, thread-safe); no-op otherwise."""
+        if self._loader is None:
+            return
+        with self._loader_lock:
+            if self._loader is not None:
+                full = self._loader()
+                self.model, self.class_matrix = full.model, full.class_matrix
+                self.group_matrix = full.group_matrix
+                self._loader = None
+
     # --- queries ---------------------------------------------------------------------------
     def exact(self, text: str) -> dict[int, float]:
         """Only the table's words (no model): class names, synonyms, groups."""
@@ -402,6 +427,7 @@ class LabelMatcher:
 
     def semantic(self, text: str) -> dict[int, float]:
         """Only the sentence model: near label strings, and whole groups whose name is close."""
+        self.ensure_model()
         if self.model is None or self.class_matrix is None or self.group_matrix is None:
             return {}
         q = self._encode([text])[0]
