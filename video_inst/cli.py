@@ -100,6 +100,33 @@ class _Bar:
             self.bar.close()
 
 
+class _Counter:
+    """A tqdm bar on a terminal, nothing otherwise."""
+
+    def __init__(
+        self, desc: str, enabled: bool, total: int | None = None, unit: str = "file", leave: bool = False
+    ) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave)
+
+    def update(self, n: int, total: int | None = None, postfix: str | None = None) -> None:
+        if self.bar is None:
+            return
+        if total is not None:
+            self.bar.total = total
+        self.bar.n = n
+        if postfix:
+            self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line per video.")
@@ -411,25 +438,13 @@ def reindex(space: str, as_json: bool) -> None:
     """Fill the configured model's space for every ingested video (resumable; old space answers meanwhile)."""
     from video_inst.reindex import reindex_clip, reindex_dasr
 
-    bar = None
-    if sys.stderr.isatty() and not as_json:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=f"reindex {space}", unit="video", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    bar = _Counter(f"reindex {space}", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:
-        report = (reindex_clip if space == "clip" else reindex_dasr)(progress=progress)
+        report = (reindex_clip if space == "clip" else reindex_dasr)(progress=bar.update)
     except VideoInstError as exc:
         _fail(exc)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     data = {
         "space": report.space,
         "job_id": report.job_id,

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from video_inst.cli import main
+from video_inst.cli import _Counter, main
 from video_inst.config import get_settings
 from video_inst.errors import VideoInstError
 
@@ -31,31 +31,6 @@ def _emit(obj: Any) -> None:
 def _fail(exc: VideoInstError) -> None:
     click.echo(f"error: {exc.message}", err=True)
     sys.exit(1)
-
-
-class _Counter:
-    """A tqdm bar on a terminal, nothing otherwise."""
-
-    def __init__(self, desc: str, enabled: bool, total: int | None = None, unit: str = "file") -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
-
-    def update(self, n: int, total: int | None = None, postfix: str | None = None) -> None:
-        if self.bar is None:
-            return
-        if total is not None:
-            self.bar.total = total
-        self.bar.n = n
-        if postfix:
-            self.bar.set_postfix_str(postfix, refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 @main.command()

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from video_inst.cli import _emit, _fail, _video_ids, main
+from video_inst.cli import _Counter, _emit, _fail, _video_ids, main
 from video_inst.errors import VideoInstError
 from video_inst.whitening import WhiteningError
 
@@ -46,18 +46,7 @@ def fit_whitening_command(
     """Fit PCA-whitening on stored DASR vectors; write the whitened copy of every vector (resumable)."""
     from video_inst.whitened_spaces import fit_whitened_space
 
-    bar = None
-    if sys.stderr.isatty() and not as_json:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="whiten", unit="video", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    bar = _Counter("whiten", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:
         shrink = _shrinkage(shrinkage)
         sample_videos = _video_ids(video)
@@ -69,13 +58,12 @@ def fit_whitening_command(
             seed=seed,
             shrinkage=shrink,
             refit=refit,
-            progress=progress,
+            progress=bar.update,
         )
     except VideoInstError as exc:
         _fail(exc)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     data = {
         "base": report.base,
         "space": report.space,
