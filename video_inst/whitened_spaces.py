@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, defer
 
+from video_inst.analyse import mark_video_space
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import ModelSpace, Vector, Video, VideoSpace
 from video_inst.config import Settings, get_settings
@@ -302,11 +303,7 @@ def _transform_video(session: Session, store: Any, base: ModelSpace, space: Mode
             owners = [int(o) for o, _ in rows]
             store.add_vectors(session, space, kind, owners, [video_id] * len(owners), vecs)
             written += len(owners)
-    row = session.scalars(
-        select(VideoSpace).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space.id)
-    ).first() or VideoSpace(video_id=video_id, space_id=space.id)
-    row.status, row.note = "done", None
-    session.add(row)
+    mark_video_space(session, video_id, space.id, "done")
     return written
 
 
@@ -378,8 +375,6 @@ def add_whitened_vectors(
                     session, space, kind, owners, [video_id] * len(owners), whitening.apply(stored)
                 )
                 touched.add((int(space.id), kind))
-        from video_inst.analyse import mark_video_space
-
         mark_video_space(session, video_id, space.id, "done")  # insert, or update on a re-ingest
     return touched
 
