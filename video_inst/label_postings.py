@@ -19,7 +19,9 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from video_inst.catalog.models import Label, Track
-from video_inst.spaces import _FINGERPRINT, track_filter
+from video_inst.spaces import COVERAGE_FINGERPRINT, track_filter
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ RANK_DECIMALS = 12  # far below any real difference of label scores, far above f
 # The spaces fingerprint (every ingest, re-index, delete, drop) plus the newest track and label:
 # one more pair of primary-key lookups, so a re-ingest that reuses ids still shows.
 FINGERPRINT = select(
-    *(_FINGERPRINT.selected_columns),
+    *(COVERAGE_FINGERPRINT.selected_columns),
     select(func.max(Track.id)).scalar_subquery(),
     select(func.max(Label.id)).scalar_subquery(),
 )
@@ -70,32 +72,18 @@ class LabelPostings:
             ),
             dtype=np.int64,
         )
-        names: list[str] = []
-        parts_t: list[np.ndarray] = []
-        parts_p: list[np.ndarray] = []
         rows = session.execute(
             select(Label.label, Label.track_id, Label.prob).order_by(Label.label, Label.track_id),
             execution_options={"yield_per": 100_000},  # streamed: 5M rows at 1M tracks
         )
-        current, buf_t, buf_p = None, [], []
-        for label, track_id, prob in rows:
-            if label != current:
-                if current is not None:
-                    names.append(current)
-                    parts_t.append(np.asarray(buf_t, dtype=np.int64))
-                    parts_p.append(np.asarray(buf_p, dtype=np.float64))
-                current, buf_t, buf_p = label, [], []
-            buf_t.append(track_id)
-            buf_p.append(prob)
-        if current is not None:
-            names.append(current)
-            parts_t.append(np.asarray(buf_t, dtype=np.int64))
-            parts_p.append(np.asarray(buf_p, dtype=np.float64))
         slices: dict[str, tuple[int, int]] = {}
         kept_i: list[np.ndarray] = []
         kept_p: list[np.ndarray] = []
         start = 0
-        for name, t, p in zip(names, parts_t, parts_p, strict=True):
+        for name, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+            _, ids, probs = zip(*group, strict=True)
+            t = np.asarray(ids, dtype=np.int64)
+            p = np.asarray(probs, dtype=np.float64)
             pos = np.searchsorted(track_ids, t)
             ok = pos < len(track_ids)
             ok[ok] = track_ids[pos[ok]] == t[ok]

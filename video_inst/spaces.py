@@ -12,8 +12,9 @@ reindex`` runs). :func:`active_space` picks, per family:
    written in the configured space only, so the old space misses it until the switch ends).
 
 Search, the track / video endpoints and the exports all read through this, so they show
-one space at a time. A later derived space (e.g. PCA-whitened vectors of a CLIP space) is
-just another row of the family with its own ``video_spaces`` rows and takes part unchanged.
+one space at a time. A derived space (PCA-whitened copies of a DASR space, whitened_spaces.py)
+holds no tracks and never answers by itself: :func:`coverage` leaves it out, and search routes
+a DASR query to it only when the settings allow and it covers its base.
 
 Example::
 
@@ -129,7 +130,7 @@ def coverage(session: Session, family: str) -> tuple[int, list[tuple[ModelSpace,
 # Changes whenever coverage can: every ingest, re-index, delete or drop writes rows and syncs an
 # index (``index_state.generation``). One statement of index lookups, the same at any size; built
 # once, since building it costs more than running it.
-_FINGERPRINT = select(
+COVERAGE_FINGERPRINT = select(
     select(func.count()).select_from(IndexState).scalar_subquery(),
     select(func.sum(IndexState.generation)).scalar_subquery(),
     select(func.max(VideoSpace.id)).scalar_subquery(),
@@ -148,12 +149,12 @@ def active_space(
     """The space of ``family`` that answers now (rules in the module docstring).
 
     ``configured`` overrides the settings' space name (a process that loaded an explicit model).
-    The answer is cached per catalog until ``_FINGERPRINT`` changes: counting coverage
+    The answer is cached per catalog until ``COVERAGE_FINGERPRINT`` changes: counting coverage
     costs ~10 ms per family at 10,000 videos (scripts/bench_spaces.py), paid by every search.
     """
     configured = configured or configured_space_name(settings, family)
     key = (session.get_bind().url, family, configured)
-    fingerprint = tuple(session.execute(_FINGERPRINT).one())
+    fingerprint = tuple(session.execute(COVERAGE_FINGERPRINT).one())
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None and hit[0] == fingerprint:
