@@ -244,7 +244,10 @@ class Searcher:
         if choice.name == choice.configured:
             return self.dasr if choice.family == "dasr" else self.clip
         if choice.name not in self._space_models:
-            self._space_models[choice.name] = load_space_model(choice.name, self.settings)  # type: ignore[arg-type]
+            with self._load_lock:  # like the other lazy loads: one load under concurrent requests
+                if choice.name not in self._space_models:
+                    model = load_space_model(choice.name, self.settings)  # type: ignore[arg-type]
+                    self._space_models[choice.name] = model
         return self._space_models[choice.name]
 
     # --- rankings ------------------------------------------------------------------------
