@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from video_inst.catalog.db import Catalog  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
 
 SHOTS_PER_VIDEO = 100
@@ -416,12 +417,10 @@ def per_text(sql_searcher: object, searcher: object, dasr: object, top_k: int) -
         )
 
 
-def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
-    """IVF lists probed vs time and recall@k (against the most probes) through ``IndexStore.search``.
-
-    Queries are stored region vectors plus noise (the synthetic catalog has no real crops), so
-    each has true neighbours in the index; every search re-ranks with the SQL vectors as served.
-    """
+def _noisy_region_queries(
+    settings: Settings, queries: int, noise: float
+) -> tuple[Catalog, int | None, np.ndarray]:
+    """(catalog, active DASR space id, queries): stored region vectors + noise / sqrt(dim), L2-normalised."""
     from video_inst.catalog.db import get_catalog
     from video_inst.spaces import active_space
     from video_inst.vectors.store import IndexStore
@@ -434,8 +433,20 @@ def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int
     ids = rng.integers(1, 1_000_000, queries)
     vecs = base.vectors_for(ids, space_id=space_id, kind="region", missing="nan")
     vecs = vecs[~np.isnan(vecs).any(axis=1)]
-    q = vecs + rng.standard_normal(vecs.shape).astype(np.float32) * np.float32(0.5 / np.sqrt(vecs.shape[1]))
+    q = vecs + rng.standard_normal(vecs.shape).astype(np.float32) * np.float32(noise / np.sqrt(vecs.shape[1]))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return catalog, space_id, q
+
+
+def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
+    """IVF lists probed vs time and recall@k (against the most probes) through ``IndexStore.search``.
+
+    Queries are stored region vectors plus noise (the synthetic catalog has no real crops), so
+    each has true neighbours in the index; every search re-ranks with the SQL vectors as served.
+    """
+    from video_inst.vectors.store import IndexStore
+
+    catalog, space_id, q = _noisy_region_queries(settings, queries, noise=0.5)
     fetch = min(max(top_k * 10, 100), 10_000)
     results: dict[int, tuple[list[float], list[set[int]]]] = {}
     for nprobe in sorted(probes, reverse=True):
@@ -465,20 +476,9 @@ def oversample_sweep(settings: Settings, factors: list[int], queries: int, top_k
     near-ties, the hard case for PQ ranking); ``fetch`` hits as ``Searcher.search`` asks for
     them (``top_k`` x 10), recall of the top ``top_k`` and of all of them.
     """
-    from video_inst.catalog.db import get_catalog
-    from video_inst.spaces import active_space
     from video_inst.vectors.store import IndexStore
 
-    catalog = get_catalog(settings)
-    with catalog.session() as s:
-        space_id = active_space(s, "dasr", settings).space_id
-    rng = np.random.default_rng(11)
-    base = IndexStore(settings.index_dir, catalog, settings)
-    ids = rng.integers(1, 1_000_000, queries)
-    vecs = base.vectors_for(ids, space_id=space_id, kind="region", missing="nan")
-    vecs = vecs[~np.isnan(vecs).any(axis=1)]
-    q = vecs + rng.standard_normal(vecs.shape).astype(np.float32) * np.float32(noise / np.sqrt(vecs.shape[1]))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    catalog, space_id, q = _noisy_region_queries(settings, queries, noise=noise)
     fetch = min(max(top_k * 10, 100), 10_000)
     results: dict[int, tuple[list[float], list[list[int]]]] = {}
     for factor in sorted(factors, reverse=True):
