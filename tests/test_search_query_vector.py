@@ -67,3 +67,40 @@ def test_the_query_runs_the_forward_pass_only(dasr, frames, monkeypatch: pytest.
     grad, _b, _c, in_h, in_w = calls[0]
     assert not grad
     assert max(in_h, in_w) == dasr.params.input_size  # the database's input size, never larger
+
+
+def test_a_second_box_on_the_same_image_reuses_its_feature_map(dasr, frames) -> None:  # noqa: ANN001
+    """With the searcher's cache on, one forward pass serves every box of one image, bit-identically."""
+    from video_inst.models.feature_cache import FeatureMapCache
+
+    calls: list[int] = []
+    handle = dasr.backbone.stages[0].register_forward_hook(lambda *_a: calls.append(1))
+    h, w = frames[0].shape[:2]
+    boxes = [(w * 0.1, h * 0.1, w * 0.5, h * 0.6), (w * 0.4, h * 0.3, w * 0.9, h * 0.9), None]
+    try:
+        uncached = [dasr.query(frames[0], box).vector for box in boxes]
+        assert len(calls) == 3
+        dasr.query_cache = FeatureMapCache(2)
+        cached = [dasr.query(frames[0], box).vector for box in boxes]
+        assert len(calls) == 4, "one more forward pass for three boxes on one image"
+        assert (dasr.query_cache.hits, dasr.query_cache.misses) == (2, 1)
+        for got, want in zip(cached, uncached, strict=True):
+            np.testing.assert_array_equal(got, want)
+        other = np.ascontiguousarray(frames[0][::-1])  # same size, other pixels: another forward pass
+        dasr.query(other, boxes[0])
+        dasr.query(frames[1], boxes[0])
+        assert len(calls) == 6
+        assert len(dasr.query_cache) == 2, "least recently used map evicted at capacity"
+        dasr.query(frames[0], boxes[1])
+        assert len(calls) == 7, "the evicted image runs the network again"
+    finally:
+        handle.remove()
+        dasr.query_cache = FeatureMapCache(0)
+
+
+def test_the_searcher_sizes_the_cache_from_settings(tmp_path: Path) -> None:
+    from video_inst.search import Searcher
+
+    assert Searcher(Settings(home=tmp_path, device="cpu")).dasr.query_cache.capacity == 16
+    off = Searcher(Settings(home=tmp_path, device="cpu", search_feature_cache=0))
+    assert off.dasr.query_cache.capacity == 0

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         "codes, 4 for HNSW). Each costs a stored-vector read; scripts/bench_api.py --oversample-sweep "
         "measures recall against time (docs/API.md).",
     )
+    search_feature_cache: int = Field(
+        16,
+        ge=0,
+        description="Feature maps of recent query images kept by a searcher (0 = off): another box "
+        "on the same image is pooled from the kept map instead of running the backbone again "
+        "(~1.3 MB each at 576 px; docs/API.md).",
+    )
     max_top_k: int = 1000
 
     # --- API -----------------------------------------------------------------

@@ -164,6 +164,14 @@ class Searcher:
         self.label_postings: PostingsCache | None = None
 
     # --- lazily loaded parts ---------------------------------------------------------
+    def _with_query_cache(self, model: Any) -> Any:
+        """Give a DASR extractor the searcher's feature-map cache (repeat boxes skip the network)."""
+        if hasattr(model, "query_cache"):
+            from video_inst.models.feature_cache import FeatureMapCache
+
+            model.query_cache = FeatureMapCache(self.settings.search_feature_cache)
+        return model
+
     @property
     def store(self) -> Any:
         from video_inst.vectors.store import get_index_store
@@ -177,7 +185,7 @@ class Searcher:
                 if self._dasr is None:
                     from video_inst.analyse import load_dasr
 
-                    self._dasr = load_dasr(self.settings)
+                    self._dasr = self._with_query_cache(load_dasr(self.settings))
         return self._dasr
 
     @property
@@ -247,7 +255,7 @@ class Searcher:
             with self._load_lock:  # like the other lazy loads: one load under concurrent requests
                 if choice.name not in self._space_models:
                     model = load_space_model(choice.name, self.settings)  # type: ignore[arg-type]
-                    self._space_models[choice.name] = model
+                    self._space_models[choice.name] = self._with_query_cache(model)
         return self._space_models[choice.name]
 
     # --- rankings ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from torchvision.ops import batched_nms, roi_align
 from video_inst.errors import InvalidQueryError, NotAnImageError
 from video_inst.models.backbones.base import Backbone
 from video_inst.models.backbones.excitation import excitation_rule
+from video_inst.models.feature_cache import FeatureMapCache
 
 PeakMode = Literal["dasr", "dasr_star"]
 _ROI_BINS = 3  # roi_align output bins per side (adaptive sampling inside each bin)
@@ -372,6 +373,8 @@ class DasrExtractor:
         if dtype == torch.float16 and self.device.type != "cuda":
             raise ValueError("DasrParams.dtype float16 needs a CUDA device; use bfloat16 or float32")
         self._autocast_dtype = dtype if dtype != torch.float32 else None
+        # Feature maps of recent query images (``query``); off unless a searcher turns it on.
+        self.query_cache = FeatureMapCache(0)
 
     @property
     def space_name(self) -> str:
@@ -576,8 +579,11 @@ class DasrExtractor:
         resized = self._resize(image)
         sy, sx = resized.shape[0] / src_h, resized.shape[1] / src_w
         p, bb = self.params, self.backbone
+        key = self.query_cache.key(resized) if self.query_cache.capacity else b""
         with torch.inference_mode(), self._autocast():
-            feats = bb.features(self._to_input([resized])).float()
+            feats = self.query_cache.get(key) if key else None
+            if feats is None:
+                feats = self.query_cache.put(key, bb.features(self._to_input([resized])).float())
             if box is None:
                 vec, avg = _frame_pool(feats, p.pooling, p.gem_p)
             else:
