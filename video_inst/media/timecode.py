@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -38,7 +39,18 @@ _DROP_FRAME_RATES = {"29.97", "59.94"}
 
 
 def parse_rate(rate: RateLike) -> Fraction:
-    """A frame rate as an exact Fraction from a Fraction, number, "30000/1001" / "29.97", or (num, den)."""
+    """A frame rate as an exact Fraction from a Fraction, number, "30000/1001" / "29.97", or (num, den).
+
+    Cached: a page of search hits asks for ~40 timecodes of a few videos, and the Fraction
+    arithmetic here was most of their cost (docs/API.md).
+    """
+    try:
+        return _parse_rate_cached(rate)
+    except TypeError:  # unhashable input: parse it uncached (and let it fail with its own message)
+        return _parse_rate(rate)
+
+
+def _parse_rate(rate: RateLike) -> Fraction:
     if isinstance(rate, tuple):
         num, den = rate
         value = Fraction(int(num), int(den))
@@ -49,6 +61,9 @@ def parse_rate(rate: RateLike) -> Fraction:
     if value <= 0:
         raise ValueError(f"frame rate must be positive, got {rate!r}")
     return _snap_ntsc(value)
+
+
+_parse_rate_cached = functools.lru_cache(maxsize=4096)(_parse_rate)
 
 
 def _snap_ntsc(rate: Fraction) -> Fraction:
