@@ -286,3 +286,12 @@ def test_estimate_bytes_is_close_to_the_real_size(factory: str) -> None:
     assert estimate_bytes(factory, 2 * n, DIM) > estimate
     with pytest.raises(VectorIndexError):
         estimate_bytes("Nonsense", n, DIM)
+
+
+def test_default_rerank_depth_follows_the_pq_code_size() -> None:
+    """Short PQ codes rank coarsely and re-rank 10 per hit; the product's dim/8-byte codes 4."""
+    assert VectorIndex(32, "IVF4,PQ4").oversample == 10
+    assert VectorIndex(512, "IVF4,PQ64").oversample == 4
+    assert VectorIndex(1280, "IVF4,PQ160").oversample == 4
+    assert VectorIndex(64, "HNSW32").oversample == 4
+    assert VectorIndex(32, "IVF4,PQ4", oversample=7).oversample == 7

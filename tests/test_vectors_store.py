@@ -294,7 +294,7 @@ def test_served_store_reranks_search_oversample_candidates_per_hit(
     monkeypatch.setattr(store, "vectors_for", spy)
     hits = store.search(space_id, "region", clustered(1, seed=5), 10)[0]
     assert len(hits) == 10
-    assert read == [10 * (oversample or 10)]  # IVF-PQ's own default: 10 per hit
+    assert read == [10 * (oversample or 10)]  # the index default for short PQ codes: 10 per hit
     store.catalog.engine.dispose()
 
 

@@ -99,9 +99,9 @@ class Settings(BaseSettings):
     search_oversample: int | None = Field(
         None,
         ge=1,
-        description="Candidates an approximate index re-ranks exactly per wanted hit (None: 10 for PQ "
-        "codes, 4 for HNSW). Each costs a stored-vector read; scripts/bench_api.py --oversample-sweep "
-        "measures recall against time (docs/API.md).",
+        description="Candidates an approximate index re-ranks exactly per wanted hit (None: the index's "
+        "own, 4; 10 for PQ codes under 64 bytes). Each costs a stored-vector read; scripts/eval_rerank.py "
+        "(real vectors) and scripts/bench_api.py --oversample-sweep measure recall against time.",
     )
     search_feature_cache: int = Field(
         16,

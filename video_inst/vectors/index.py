@@ -160,7 +160,7 @@ class VectorIndex:
         self._ivf = faiss.try_extract_index_ivf(self._index)
         self._native_ids = self._ivf is not None
         self._hnsw = isinstance(inner, faiss.IndexHNSW)
-        self._pq = hasattr(inner, "pq")
+        self._pq_bytes = int(inner.pq.M) if hasattr(inner, "pq") else 0
         # FAISS takes id selectors (and per-search parameters) for these; others are filtered after.
         self._selectors = self._hnsw or self._ivf is not None or isinstance(inner, faiss.IndexFlat)
         self.uses_tombstones = isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
@@ -170,10 +170,17 @@ class VectorIndex:
 
     @property
     def oversample(self) -> int:
-        """Candidates fetched per result for re-ranking: PQ codes rank coarsely, so they get more."""
+        """Candidates fetched per result for re-ranking: 4, or 10 for PQ codes of under 64 bytes.
+
+        Each candidate is a stored-vector read from SQL. A PQ distance sums one error per
+        sub-quantizer, so codes of few bytes rank coarsely and need a deeper re-rank; at the
+        product's sizes (dim/8 bytes: 160 for DASR Lite0, 64 for CLIP ViT-B) IVF-PQ re-ranked
+        x3-x5 kept 99.7-99.9% of the exact top 200 and all of the top 20 on real region vectors
+        (``scripts/eval_rerank.py``, docs/API.md), where x10 read 2.5x the rows for the rest.
+        """
         if self._oversample is not None:
             return int(self._oversample)
-        return 10 if self._pq else 4
+        return 10 if 0 < self._pq_bytes < 64 else 4
 
     @property
     def approximate(self) -> bool:
