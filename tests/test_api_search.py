@@ -70,6 +70,42 @@ def test_crop_of_a_frame_finds_its_own_clip_first(live_api: LiveApi, clip: str) 
     assert scores == sorted(scores, reverse=True)
 
 
+def test_prepare_computes_the_feature_map_once_and_the_search_after_it_is_unchanged(
+    live_api: LiveApi,
+) -> None:
+    """``/search/prepare`` (the page calls it on drop) runs the network once; searches are the same."""
+    image, w, h = frame_png(live_api.media / "clips" / "realshort.mp4", 0.3)
+    box = f"{w // 5},{h // 5},{4 * w // 5},{4 * h // 5}"
+    before = search_ok(post_image(live_api, image, box=box, top_k=5))  # computed (and kept) by the search
+    mirrored = Image.open(io.BytesIO(image)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    buf = io.BytesIO()
+    mirrored.save(buf, format="PNG")
+    first = post_image(live_api, buf.getvalue(), path="/search/prepare")
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "width": w,
+        "height": h,
+        "space": before["spaces"]["dasr"],
+        "feature_map": "computed",
+    }
+    again = post_image(live_api, buf.getvalue(), path="/search/prepare")
+    assert again.json()["feature_map"] == "cached"
+    assert post_image(live_api, image, path="/search/prepare").json()["feature_map"] == "cached"
+    after = search_ok(post_image(live_api, image, box=box, top_k=5))
+    assert [(h["track_id"], h["score"]) for h in after["hits"]] == [
+        (h["track_id"], h["score"]) for h in before["hits"]
+    ]
+
+
+def test_prepare_refuses_what_is_not_an_image(live_api: LiveApi) -> None:
+    response = post_image(live_api, b"GIF89a but truncated", path="/search/prepare")
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "not_an_image"
+    missing = httpx.post(live_api.url("/search/prepare"), data={"box": "1,2,3,4"}, timeout=30)
+    assert missing.status_code == 422
+    assert "image" in error_of(missing)["message"]
+
+
 def test_hit_thumbnail_is_the_keyframe_jpeg(live_api: LiveApi) -> None:
     image, w, h = frame_png(live_api.media / "clips" / "sintel_snow.mp4", 1.0)
     body = search_ok(post_image(live_api, image, top_k=3))

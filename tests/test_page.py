@@ -114,7 +114,10 @@ def test_text_and_crop_search_in_chromium(browser, live_api: LiveApi) -> None:  
     # --- crop search: upload a frame, drag a box around its middle
     page.fill("#text", "")
     image, w, h = frame_png(live_api.media / "clips" / "sintel_snow.mp4", 1.0)
-    page.set_input_files("#file", files=[{"name": "frame.png", "mimeType": "image/png", "buffer": image}])
+    with page.expect_response(lambda r: r.url.endswith("/search/prepare")) as prepared:
+        page.set_input_files("#file", files=[{"name": "frame.png", "mimeType": "image/png", "buffer": image}])
+    assert prepared.value.status == 200  # the network runs over the image while the box is dragged
+    assert prepared.value.json()["feature_map"] in ("computed", "cached")
     canvas = page.locator("#crop")
     canvas.wait_for(state="visible")
     area = canvas.bounding_box()

@@ -104,3 +104,20 @@ def test_the_searcher_sizes_the_cache_from_settings(tmp_path: Path) -> None:
     assert Searcher(Settings(home=tmp_path, device="cpu")).dasr.query_cache.capacity == 16
     off = Searcher(Settings(home=tmp_path, device="cpu", search_feature_cache=0))
     assert off.dasr.query_cache.capacity == 0
+
+
+def test_prepare_runs_the_network_once_per_image_and_only_with_a_cache(dasr, frames) -> None:  # noqa: ANN001
+    from video_inst.models.feature_cache import FeatureMapCache
+
+    calls: list[int] = []
+    handle = dasr.backbone.stages[0].register_forward_hook(lambda *_a: calls.append(1))
+    try:
+        assert dasr.prepare_query(frames[0]) == "off" and calls == [], "no cache: nothing to prepare"
+        dasr.query_cache = FeatureMapCache(4)
+        assert [dasr.prepare_query(frames[0]), dasr.prepare_query(frames[0])] == ["computed", "cached"]
+        h, w = frames[0].shape[:2]
+        dasr.query(frames[0], (0.0, 0.0, w / 2, h / 2))
+        assert len(calls) == 1, "the box after prepare pooled from the kept map"
+    finally:
+        handle.remove()
+        dasr.query_cache = FeatureMapCache(0)

@@ -240,6 +240,17 @@ class Searcher:
                 used["dasr"] = s.info["dasr_whitened"]  # a whitened copy of the DASR space answered
         return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes, spaces=used)
 
+    def prepare_image(self, image: np.ndarray) -> tuple[str | None, str]:
+        """Compute a query image's feature map ahead of its crop searches: (space name, status).
+
+        The model is the one crop searches would use now (the answering DASR space's);
+        status is ``DasrExtractor.prepare_query``'s ("computed", "cached", "off").
+        """
+        with self.catalog.session() as s:
+            dasr = self._active(s, "dasr")
+        model = self._model(dasr) if dasr.space_id is not None else self.dasr
+        return (dasr.name if dasr.space_id is not None else model.space_name), model.prepare_query(image)
+
     # --- model spaces ----------------------------------------------------------------------
     def _active(self, session: Session, family: str) -> SpaceChoice:
         """The space of ``family`` that answers now; an explicitly passed model names the configured one."""

@@ -265,6 +265,16 @@ class HealthOut(BaseModel):
     ingest: str = Field(description="'queue' (Celery workers) or 'thread' (in this process)")
 
 
+class PreparedImageOut(BaseModel):
+    width: int = Field(description="Query image width in pixels (boxes are given in these pixels).")
+    height: int
+    space: str | None = Field(description="The DASR model space crop searches answer from now.")
+    feature_map: str = Field(
+        description="'computed' (the network ran), 'cached' (it had run for this image) or 'off' "
+        "(the server keeps no feature maps: VIDEO_INST_SEARCH_FEATURE_CACHE=0)."
+    )
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

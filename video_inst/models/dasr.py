@@ -579,11 +579,8 @@ class DasrExtractor:
         resized = self._resize(image)
         sy, sx = resized.shape[0] / src_h, resized.shape[1] / src_w
         p, bb = self.params, self.backbone
-        key = self.query_cache.key(resized) if self.query_cache.capacity else b""
         with torch.inference_mode(), self._autocast():
-            feats = self.query_cache.get(key) if key else None
-            if feats is None:
-                feats = self.query_cache.put(key, bb.features(self._to_input([resized])).float())
+            feats, _ = self._query_features(resized)
             if box is None:
                 vec, avg = _frame_pool(feats, p.pooling, p.gem_p)
             else:
@@ -597,6 +594,28 @@ class DasrExtractor:
             label_ids=ids[0].cpu().numpy().astype(np.int64),
             label_probs=probs[0].cpu().numpy(),
         )
+
+    def prepare_query(self, image: np.ndarray) -> str:
+        """Run the network over a query image ahead of its boxes: "computed", "cached" or "off".
+
+        Why: the search page sends the image as soon as it is dropped, so the forward pass
+        runs while the editor drags a box and the box's search pools from the kept map.
+        """
+        image = _check_image(image, "query image")
+        if not self.query_cache.capacity:
+            return "off"
+        with torch.inference_mode(), self._autocast():
+            _, status = self._query_features(self._resize(image))
+        return status
+
+    def _query_features(self, resized: np.ndarray) -> tuple[torch.Tensor, str]:
+        """Last-block map of a resized query image, from the cache when it holds it."""
+        key = self.query_cache.key(resized) if self.query_cache.capacity else b""
+        feats = self.query_cache.get(key) if key else None
+        if feats is not None:
+            return feats, "cached"
+        feats = self.backbone.features(self._to_input([resized])).float()
+        return self.query_cache.put(key, feats), "computed"
 
     def embed_query(
         self, image: np.ndarray, box: tuple[float, float, float, float] | None = None

@@ -10,6 +10,7 @@ Example::
     curl -s localhost:8000/search -H 'content-type: application/json' -d '{"text": "bird", "top_k": 5}'
     curl -s localhost:8000/search -F image=@query.jpg -F box=10,20,200,180
     curl -s 'localhost:8000/export?format=edl' -F image=@query.jpg -o hits.edl
+    curl -s localhost:8000/search/prepare -F image=@query.jpg   # before dragging boxes on it
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Query, Request
+from fastapi import UploadFile as UploadParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -29,6 +31,7 @@ from video_inst.api.errors import ApiError
 from video_inst.api.ingest_runner import safe_filename
 from video_inst.api.schemas import (
     ExportFormat,
+    PreparedImageOut,
     SearchRequest,
     SearchResponse,
     error_responses,
@@ -138,6 +141,34 @@ async def search_endpoint(request: Request, state: ApiState = Depends(get_state)
     search_ms, serialise_ms = (searched - started) * 1000, (time.perf_counter() - searched) * 1000
     response.headers["Server-Timing"] = f"search;dur={search_ms:.1f}, serialise;dur={serialise_ms:.1f}"
     return response
+
+
+def prepare_image(data: bytes, name: str | None, state: ApiState) -> PreparedImageOut:
+    """Decode the image and compute its feature map into the searcher's cache (blocking)."""
+    from video_inst.media.images import load_image
+    from video_inst.search import shared_searcher
+
+    image = load_image(data, name=name)
+    space, status = shared_searcher(state.settings).prepare_image(image)
+    return PreparedImageOut(width=image.shape[1], height=image.shape[0], space=space, feature_map=status)
+
+
+@router.post(
+    "/search/prepare",
+    response_model=PreparedImageOut,
+    responses=error_responses(400, 413, 415, 422, 503),
+    summary="Run the network over a query image now, so crop searches on it skip that step",
+)
+async def prepare_endpoint(
+    image: Annotated[UploadParam, File(description="The query photo or frame boxes will be drawn on.")],
+    state: ApiState = Depends(get_state),
+) -> PreparedImageOut:
+    """The search page calls this when an image is dropped: the backbone's forward pass, most of a
+    crop search on a CPU, then runs while the editor drags a box; ``/search`` with the same image
+    pools the box from the kept feature map (``VIDEO_INST_SEARCH_FEATURE_CACHE``)."""
+    data = await image.read()
+    name = safe_filename(image.filename) if image.filename else None
+    return await run_in_threadpool(prepare_image, data, name, state)
 
 
 def _export_responses() -> dict[int | str, dict[str, Any]]:

@@ -82,6 +82,16 @@ async function setImage(file) {
   $("drop").classList.add("has-image");
   layoutCanvas();
   setStatus("Drag a box around the object, or search with the whole image.");
+  prepare(file);
+}
+
+/* Send the image now: the server runs the network over it while a box is dragged, and the
+   box's search then reuses that work (POST /search/prepare). A failure here is only a lost
+   head start: the search itself reports any problem with the image. */
+function prepare(file) {
+  const form = new FormData();
+  form.append("image", file, file.name || "query.png");
+  fetch("search/prepare", { method: "POST", body: form }).catch(() => {});
 }
 
 function clearImage() {
