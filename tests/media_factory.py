@@ -26,6 +26,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from video_inst.media.types import VideoInfo
+
 # Codec and pixel format used when only the container is named.
 DEFAULT_CODECS = {
     "mp4": ("libx264", "yuv420p"),
@@ -62,6 +64,25 @@ class RenderedClip:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+def video_info(path: str | Path, duration_s: float = 2.0, fps: int = 25) -> VideoInfo:
+    """A probed-looking 640x360 H.264 VideoInfo for catalog tests that never decode the file."""
+    return VideoInfo(
+        path=Path(path),
+        container="mp4",
+        codec="h264",
+        width=640,
+        height=360,
+        rotation=0,
+        frame_rate=Fraction(fps),
+        time_base=Fraction(1, 12800),
+        start_pts=0,
+        duration_s=float(duration_s),
+        frame_count=round(fps * duration_s),
+        start_timecode=None,
+        variable_frame_rate=False,
+    )
 
 
 def scene_frame(scene: int, index: int, size: tuple[int, int]) -> np.ndarray:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from media_factory import video_info
 from sqlalchemy import inspect, select
 
 from video_inst.catalog import repo
@@ -14,7 +14,7 @@ from video_inst.catalog.models import Keyframe, Shot, Video
 from video_inst.errors import NotFoundError
 from video_inst.media.types import Keyframe as KeyframeT
 from video_inst.media.types import Shot as ShotT
-from video_inst.media.types import ShotPlan, VideoInfo
+from video_inst.media.types import ShotPlan
 
 TABLES = {
     "videos",
@@ -36,24 +36,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
     return request.getfixturevalue("pg_url")
-
-
-def _info(path: str) -> VideoInfo:
-    return VideoInfo(
-        path=Path(path),
-        container="mp4",
-        codec="h264",
-        width=640,
-        height=360,
-        rotation=0,
-        frame_rate=Fraction(25),
-        time_base=Fraction(1, 12800),
-        start_pts=0,
-        duration_s=2.0,
-        frame_count=50,
-        start_timecode=None,
-        variable_frame_rate=False,
-    )
 
 
 def _plan() -> ShotPlan:
@@ -101,7 +83,7 @@ def test_shot_plan_round_trip_and_cascading_delete(db_url: str) -> None:
     catalog = Catalog(db_url, auto_upgrade=True)
     with catalog.session() as s:
         video = repo.upsert_video(
-            s, path="/v/a.mp4", size=10, content_hash="ab" * 32, info=_info("/v/a.mp4"), status="done"
+            s, path="/v/a.mp4", size=10, content_hash="ab" * 32, info=video_info("/v/a.mp4"), status="done"
         )
         kfs = repo.store_shot_plan(s, video=video, plan=_plan())
         video_id = video.id
@@ -130,7 +112,7 @@ def test_a_failure_touches_only_its_own_row(db_url: str) -> None:
     catalog = Catalog(db_url, auto_upgrade=True)
     with catalog.session() as s:
         good = repo.upsert_video(
-            s, path="/v/good.mp4", size=10, content_hash="cd" * 32, info=_info("x"), status="done"
+            s, path="/v/good.mp4", size=10, content_hash="cd" * 32, info=video_info("x"), status="done"
         )
         repo.store_shot_plan(s, video=good, plan=_plan())
     with catalog.session() as s:
@@ -151,7 +133,7 @@ def test_a_transaction_that_fails_leaves_nothing(tmp_path: Path) -> None:
     catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}", auto_upgrade=True)
     with pytest.raises(RuntimeError), catalog.session() as s:
         video = repo.upsert_video(
-            s, path="/v/a.mp4", size=1, content_hash="aa" * 32, info=_info("x"), status="done"
+            s, path="/v/a.mp4", size=1, content_hash="aa" * 32, info=video_info("x"), status="done"
         )
         repo.store_shot_plan(s, video=video, plan=_plan())
         raise RuntimeError("crash mid-ingest")

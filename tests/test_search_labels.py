@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from media_factory import video_info
 
 from video_inst.catalog import repo
 from video_inst.catalog.db import get_catalog, upgrade
@@ -21,7 +21,7 @@ from video_inst.config import Settings
 from video_inst.label_postings import PostingsCache
 from video_inst.media.types import Keyframe as KeyframeT
 from video_inst.media.types import Shot as ShotT
-from video_inst.media.types import ShotPlan, VideoInfo
+from video_inst.media.types import ShotPlan
 from video_inst.models.labels import LabelMatcher, label_class_ids, label_names
 from video_inst.search import Query, Searcher, _Candidate
 from video_inst.spaces import SpaceChoice
@@ -42,21 +42,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 def _video(session, shots: int) -> tuple[int, list[int], list[int]]:  # noqa: ANN001 - a Session
-    info = VideoInfo(
-        path=Path("/v/labels.mp4"),
-        container="mp4",
-        codec="h264",
-        width=640,
-        height=360,
-        rotation=0,
-        frame_rate=Fraction(25),
-        time_base=Fraction(1, 12800),
-        start_pts=0,
-        duration_s=float(shots),
-        frame_count=25 * shots,
-        start_timecode=None,
-        variable_frame_rate=False,
-    )
+    info = video_info("/v/labels.mp4", duration_s=shots)
     plan = ShotPlan(
         shots=[
             ShotT(i, i * 12800, (i + 1) * 12800, float(i), i + 1.0, 25 * i, 25 * i + 24) for i in range(shots)
