@@ -301,3 +301,30 @@ def test_fit_refuses_a_space_that_is_itself_whitened(settings: Settings, dasr) -
     report = fit(settings, dasr)
     with pytest.raises(WhiteningError, match="itself whitened"):
         fit_whitened_space(settings=settings, base_name=report["space"], dim=4)
+
+
+def test_spaces_list_shows_whitened_copies_and_dropping_the_base_drops_them(settings: Settings, dasr) -> None:
+    """A copy is visible (and droppable by name); it cannot outlive the vectors it was computed from."""
+    report = fit(settings, dasr)
+    base = base_name(dasr)
+    proc = run_cli(settings.home, "spaces", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = {row["name"]: row for row in json.loads(proc.stdout)}
+    copy = listed[report["space"]]
+    assert copy["derived_from"] == base and not copy["active"] and copy["dim"] == DIM
+    assert copy["videos"] == copy["total"] == len(CLIPS)
+    assert listed[base]["derived_from"] is None and listed[base]["active"]
+    text = run_cli(settings.home, "spaces", "list").stdout
+    assert f"whitened copy of {base}" in text
+
+    refused = run_cli(settings.home, "spaces", "drop", base)
+    assert refused.returncode != 0 and "answers dasr searches" in refused.stderr
+    assert rows(settings, report["space"]), "a refused drop removes nothing"
+    dropped = run_cli(settings.home, "spaces", "drop", base, "--force")
+    assert dropped.returncode == 0, dropped.stderr
+    assert f"dropped {report['space']} with it" in dropped.stdout
+    with get_catalog(settings).session() as s:
+        assert list(s.scalars(select(ModelSpace.name).where(ModelSpace.family == "dasr"))) == []
+        assert s.scalar(select(func.count()).select_from(Vector)) == 0
+    assert not list(settings.index_dir.glob(f"{report['space_id']}-*"))
+    assert index_check(settings.home) == {}

@@ -493,14 +493,46 @@ def spaces_list(as_json: bool) -> None:
                         "total": total,
                         "active": space.id == choice.space_id,
                         "configured": space.name == choice.configured,
+                        "derived_from": None,
                     }
                 )
+                rows += _derived_rows(s, space, total)
     if as_json:
         _emit(rows)
         return
     for row in rows:
         flags = " ".join(f for f in ("active", "configured") if row[f])
+        if row["derived_from"]:
+            flags = f"whitened copy of {row['derived_from']}"
         click.echo(f"{row['family']:<5} {row['name']}  {row['videos']}/{row['total']} videos  {flags}")
+
+
+def _derived_rows(session: Any, base: Any, total: int) -> list[dict[str, Any]]:
+    """`spaces list` rows of the whitened copies of ``base`` (they never answer by themselves)."""
+    from sqlalchemy import func, select
+
+    from video_inst.catalog.models import VideoSpace
+    from video_inst.whitened_spaces import derived_spaces
+
+    out = []
+    for space in derived_spaces(session, base.name):
+        covered = session.scalar(
+            select(func.count()).where(VideoSpace.space_id == space.id, VideoSpace.status == "done")
+        )
+        out.append(
+            {
+                "name": space.name,
+                "family": space.family,
+                "space_id": space.id,
+                "dim": space.dim,
+                "videos": int(covered or 0),
+                "total": total,
+                "active": False,
+                "configured": False,
+                "derived_from": base.name,
+            }
+        )
+    return out
 
 
 @spaces.command("drop")
@@ -515,6 +547,8 @@ def spaces_drop(name: str, force: bool) -> None:
     except VideoInstError as exc:
         _fail(exc)
     click.echo(f"dropped {name}: {removed['tracks']} tracks, {removed['vectors']} vectors")
+    for derived in removed["derived"]:
+        click.echo(f"dropped {derived} with it (a whitened copy of it)")
 
 
 # Commands of the worker and API layers register themselves on `main`.

@@ -355,14 +355,17 @@ def _delete_tracks(session: Session, track_ids: list[int]) -> set[tuple[int, str
 
 def drop_space(
     name: str, *, settings: Settings | None = None, catalog: Catalog | None = None, force: bool = False
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Remove a model space: its vectors, index files and (DASR) its tracks. Never implicit.
 
     Refused while the space is the one answering its family's searches, unless ``force``
-    (e.g. a space no model can rebuild). Returns counts of what was removed.
+    (e.g. a space no model can rebuild). Its whitened copies (whitened_spaces.py) go with it:
+    they are computed from its vectors and mean nothing without them. Returns counts of what
+    was removed and the names of the copies.
     """
     from video_inst.spaces import active_space
     from video_inst.vectors.store import get_index_store
+    from video_inst.whitened_spaces import derived_spaces
 
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)
@@ -380,6 +383,11 @@ def drop_space(
                 "or pass --force"
             )
         space_id = int(space.id)
+        derived = [d.name for d in derived_spaces(s, name)]
+    for copy in derived:
+        drop_space(copy, settings=settings, catalog=catalog, force=True)
+    with catalog.session() as s:
+        space = s.get(ModelSpace, space_id)
         touched: set[tuple[int, str]] = set()
         tracks = 0
         if space.family == "dasr":
@@ -401,7 +409,7 @@ def drop_space(
             path.unlink(missing_ok=True)
     store.drop_cache()
     _sync(store, {(sp, kind) for sp, kind in touched if sp != space_id})
-    return {"space_id": space_id, "tracks": tracks, "vectors": int(vectors)}
+    return {"space_id": space_id, "tracks": tracks, "vectors": int(vectors), "derived": derived}
 
 
 def _embed_video(
