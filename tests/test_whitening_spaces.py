@@ -328,3 +328,24 @@ def test_spaces_list_shows_whitened_copies_and_dropping_the_base_drops_them(sett
         assert s.scalar(select(func.count()).select_from(Vector)) == 0
     assert not list(settings.index_dir.glob(f"{report['space_id']}-*"))
     assert index_check(settings.home) == {}
+
+
+def test_the_whitened_choice_is_cached_until_the_catalog_changes(
+    settings: Settings, dasr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import video_inst.whitened_spaces as ws
+
+    first = fit(settings, dasr)
+    base = base_name(dasr)
+    calls: list[tuple] = []
+    real = ws._choose_whitened
+    monkeypatch.setattr(ws, "_choose_whitened", lambda *args: calls.append(args) or real(*args))
+    with get_catalog(settings).session() as s:
+        assert ws.choose_whitened_space(s, base, "auto").name == first["space"]
+        assert ws.choose_whitened_space(s, base, "auto").name == first["space"]
+    assert len(calls) == 1, "the second query reused the choice"
+    second = fit(settings, dasr, dim=8)  # a newer complete copy: the catalog changed
+    with get_catalog(settings).session() as s:
+        assert ws.choose_whitened_space(s, base, "auto").name == second["space"]
+        assert ws.choose_whitened_space(s, base, first["space"]).name == first["space"]
+    assert len(calls) == 3
