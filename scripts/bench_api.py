@@ -567,9 +567,10 @@ def http(env: dict[str, str], queries: int, top_k: int) -> None:
         proc.wait(timeout=30)
     threads = env.get("VIDEO_INST_SEARCH_THREADS", "1 (default)")
     cache = env.get("VIDEO_INST_SEARCH_FEATURE_CACHE", "16 (default)")
+    precision = env.get("VIDEO_INST_SEARCH_PRECISION", "float32 (default)")
     print(
         f"HTTP, {queries} sequential queries each, top_k {top_k}, {os.cpu_count()} CPUs,"
-        f" search_threads {threads}, search_feature_cache {cache}:"
+        f" search_threads {threads}, search_feature_cache {cache}, search_precision {precision}:"
     )
     labels = ("text (labels)", "crop, new image", "crop, same image, new box")
     for kind, label in zip(("text", "crop", "crop again"), labels, strict=True):

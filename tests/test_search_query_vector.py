@@ -121,3 +121,30 @@ def test_prepare_runs_the_network_once_per_image_and_only_with_a_cache(dasr, fra
     finally:
         handle.remove()
         dasr.query_cache = FeatureMapCache(0)
+
+
+def test_query_precision_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32 / bfloat16 as asked; auto takes bfloat16 only where the CPU computes it natively."""
+    import video_inst.models.dasr as dasr_module
+    from video_inst.search import query_autocast
+
+    cpu = torch.device("cpu")
+    assert query_autocast("float32", cpu) is None
+    assert query_autocast("bfloat16", cpu) is torch.bfloat16
+    monkeypatch.setattr(dasr_module, "native_cpu_bf16", lambda: False)
+    assert query_autocast("auto", cpu) is None
+    monkeypatch.setattr(dasr_module, "native_cpu_bf16", lambda: True)
+    assert query_autocast("auto", cpu) is torch.bfloat16
+
+
+def test_a_bfloat16_query_stays_close_to_the_float32_one(dasr, frames) -> None:  # noqa: ANN001
+    h, w = frames[0].shape[:2]
+    box = (w * 0.2, h * 0.2, w * 0.7, h * 0.8)
+    exact = dasr.query(frames[0], box)
+    dasr.query_autocast = torch.bfloat16
+    try:
+        fast = dasr.query(frames[0], box)
+    finally:
+        dasr.query_autocast = None
+    assert fast.vector.dtype == np.float32 and abs(float(np.linalg.norm(fast.vector)) - 1) < 1e-5
+    assert 0.98 < float(fast.vector @ exact.vector) < 1.0  # close, and not silently float32

@@ -65,8 +65,14 @@ def ingested_edit(
 
 
 @pytest.mark.slow
-def test_crop_queries_find_the_other_shots_of_the_instance(edit_clip: Path, ingested_edit) -> None:
-    searcher, video_id = ingested_edit
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_crop_queries_find_the_other_shots_of_the_instance(
+    edit_clip: Path, ingested_edit, precision: str
+) -> None:
+    """Both query precisions: bfloat16 forward passes (Settings.search_precision) against float32 vectors."""
+    stored, video_id = ingested_edit
+    searcher = Searcher(stored.settings.model_copy(update={"search_precision": precision}))
+    assert (searcher.dasr.query_autocast is None) == (precision == "float32")
     gt = json.loads(edit_clip.with_suffix(".shots.json").read_text())
     aps = []
     for source, box, relevant in QUERIES:

@@ -348,6 +348,15 @@ def _frame_pool(fmap: torch.Tensor, pooling: str, gem_p: float) -> tuple[torch.T
 # --------------------------------------------------------------------------- extractor
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays.
+
+    Elsewhere oneDNN emulates it and a bfloat16 forward pass is slower than float32.
+    """
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 def _check_image(image: np.ndarray, what: str) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
@@ -375,6 +384,9 @@ class DasrExtractor:
         self._autocast_dtype = dtype if dtype != torch.float32 else None
         # Feature maps of recent query images (``query``); off unless a searcher turns it on.
         self.query_cache = FeatureMapCache(0)
+        # Autocast dtype of a query's forward pass (None: float32); a searcher may choose
+        # bfloat16 where the device runs it natively (Settings.search_precision).
+        self.query_autocast: torch.dtype | None = self._autocast_dtype
 
     @property
     def space_name(self) -> str:
@@ -400,10 +412,11 @@ class DasrExtractor:
         x = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
         return self.backbone.normalize(x.permute(0, 3, 1, 2).float())
 
-    def _autocast(self):
-        if self._autocast_dtype is None:
+    def _autocast(self, dtype: torch.dtype | None = None):
+        dtype = dtype or self._autocast_dtype
+        if dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     # ---- frames ----------------------------------------------------------------
 
@@ -579,7 +592,7 @@ class DasrExtractor:
         resized = self._resize(image)
         sy, sx = resized.shape[0] / src_h, resized.shape[1] / src_w
         p, bb = self.params, self.backbone
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             feats, _ = self._query_features(resized)
             if box is None:
                 vec, avg = _frame_pool(feats, p.pooling, p.gem_p)
@@ -604,7 +617,7 @@ class DasrExtractor:
         image = _check_image(image, "query image")
         if not self.query_cache.capacity:
             return "off"
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             _, status = self._query_features(self._resize(image))
         return status
 
@@ -614,7 +627,8 @@ class DasrExtractor:
         feats = self.query_cache.get(key) if key else None
         if feats is not None:
             return feats, "cached"
-        feats = self.backbone.features(self._to_input([resized])).float()
+        with self._autocast(self.query_autocast):  # the network only: pooling and labels in float32
+            feats = self.backbone.features(self._to_input([resized])).float()
         return self.query_cache.put(key, feats), "computed"
 
     def embed_query(
