@@ -189,6 +189,25 @@ def test_video_filter_offset_time_range_and_min_score(live_api: LiveApi) -> None
     assert reversed_range.status_code == 422
 
 
+def test_label_filter_keeps_only_tracks_carrying_the_label(live_api: LiveApi) -> None:
+    from video_inst.models.labels import label_class_ids, label_names
+
+    image, _, _ = frame_png(live_api.media / "clips" / "sintel_snow.mp4", 0.5)
+    everything = search_ok(post_image(live_api, image, top_k=20))["hits"]
+    for hit in everything:  # a label of one hit that some other hit lacks, so the filter must drop it
+        name = hit["labels"][0][0]
+        wanted = set(label_names(label_class_ids(name)))
+        lacking = [h["track_id"] for h in everything if not {n for n, _ in h["labels"]} & wanted]
+        if lacking:
+            break
+    else:
+        pytest.skip("every hit carries every hit's top label")
+    labelled = search_ok(post_image(live_api, image, top_k=20, label=name))["hits"]
+    assert hit["track_id"] in {h["track_id"] for h in labelled}
+    assert all({n for n, _ in h["labels"]} & wanted for h in labelled)
+    assert not set(lacking) & {h["track_id"] for h in labelled}
+
+
 # --------------------------------------------------------------------- errors
 
 

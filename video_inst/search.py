@@ -433,12 +433,17 @@ class Searcher:
         if not candidates:
             return []
         track_ids = list({c.track_id for c in candidates})
-        tracks = {t.id: t for t in session.scalars(select(Track).where(Track.id.in_(track_ids)))}
         label_filter = None
         if query.label:
             from video_inst.models.labels import label_class_ids, label_names
 
             label_filter = set(label_names(label_class_ids(query.label)))
+        # The columns the filters and the per-shot collapse need, for every candidate (up to 10x
+        # the page); whole rows only for the page's hits (``_hydrate``).
+        columns = [Track.id, Track.video_id, Track.shot_id, Track.start_s, Track.end_s, Track.space_id]
+        if label_filter is not None:
+            columns.append(Track.labels)
+        tracks = {t.id: t for t in session.execute(select(*columns).where(Track.id.in_(track_ids)))}
         best_per_shot: dict[int, _Candidate] = {}
         for c in sorted(candidates, key=lambda c: -c.score):
             track = tracks.get(c.track_id)
@@ -458,7 +463,9 @@ class Searcher:
         ranked = sorted(best_per_shot.values(), key=lambda c: -c.score)
         # Only the page asked for becomes Hits: hydrating every fetched shot (up to 10x more)
         # was a third of a crop search at 1M tracks (docs/API.md).
-        return self._hydrate(session, ranked[: query.offset + query.top_k], tracks, mode)
+        page = ranked[: query.offset + query.top_k]
+        rows = session.scalars(select(Track).where(Track.id.in_([c.track_id for c in page])))
+        return self._hydrate(session, page, {t.id: t for t in rows}, mode)
 
     def _hydrate(
         self, session: Session, ranked: list[_Candidate], tracks: dict[int, Track], mode: str

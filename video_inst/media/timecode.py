@@ -130,8 +130,16 @@ def smpte_at(
     """Timecode of the frame shown at ``time_s``, counting from ``start_timecode`` at ``origin_s``.
 
     ``origin_s`` is the time of the first frame (start PTS × time base): a file whose first
-    frame sits at 1.4 s (MPEG-TS) still starts at its start timecode.
+    frame sits at 1.4 s (MPEG-TS) still starts at its start timecode. Cached: search hits ask
+    for the same shot boundaries again and again, and each costs exact Fraction arithmetic.
     """
+    try:
+        return _smpte_at_cached(time_s, rate, start_timecode, origin_s)
+    except TypeError:  # an unhashable rate: computed uncached (or failing with its own message)
+        return _smpte_at(time_s, rate, start_timecode, origin_s)
+
+
+def _smpte_at(time_s: float, rate: RateLike, start_timecode: str | None, origin_s: float) -> str:
     name, _ = timecode_base(rate)
     drop = is_drop_frame(rate, start_timecode)
     offset = frames_at(max(0.0, time_s - origin_s), rate)
@@ -141,6 +149,9 @@ def smpte_at(
         start_frames = Timecode(name, start, force_non_drop_frame=not drop).frames - 1
     tc = Timecode(name, frames=start_frames + offset + 1, force_non_drop_frame=not drop)
     return str(tc)
+
+
+_smpte_at_cached = functools.lru_cache(maxsize=65536)(_smpte_at)
 
 
 def smpte_for(info: VideoInfo, time_s: float) -> str:
