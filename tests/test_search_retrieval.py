@@ -115,3 +115,31 @@ def test_label_text_search_without_clip_ranks_the_tagged_shots(
     precision_at_3 = len(set(ranked[:3]) & relevant) / 3
     # The issue's "at least 0.67" is 2 of 3 (car and bottle have only two tagged shots each).
     assert precision_at_3 >= 2 / 3 - 1e-9, f"{word}: top shots {ranked[:5]}, tagged {sorted(relevant)}"
+
+
+@pytest.mark.slow
+def test_a_one_shot_label_query_imports_no_network_code(ingested_edit) -> None:
+    """The CLI's text query on a catalog without CLIP vectors: labels answer, torch is never imported."""
+    import os
+    import subprocess
+    import sys
+
+    searcher, video_id = ingested_edit
+    script = (
+        "import json, sys\n"
+        "from video_inst.search import Query, Searcher\n"
+        "result = Searcher().search(Query(text='bird', top_k=5))\n"
+        "print(json.dumps({'mode': result.mode, 'notes': result.notes,"
+        " 'videos': [h.video_id for h in result.hits],"
+        " 'torch': 'torch' in sys.modules, 'open_clip': 'open_clip' in sys.modules}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEO_INST_")}
+    env["VIDEO_INST_HOME"] = str(searcher.settings.home)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mode"] == "labels" and out["videos"] and set(out["videos"]) == {video_id}
+    assert any("reindex --space clip" in note for note in out["notes"])
+    assert not out["torch"] and not out["open_clip"]

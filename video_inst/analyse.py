@@ -31,6 +31,7 @@ import numpy as np
 from video_inst.config import Settings
 from video_inst.errors import WeightsMissingError
 from video_inst.media.types import Keyframe, ShotPlan
+from video_inst.spaces import clip_space_name
 from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,6 @@ def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         warnings.warn(message, stacklevel=3)
-
-
-def clip_space_name(settings: Settings) -> str:
-    """The CLIP model space the settings ask for (same string as ``ClipEmbedder.space_name``)."""
-    return f"clip:{settings.clip_model}:{settings.clip_pretrained}"
 
 
 def load_dasr(settings: Settings, device: str | None = None) -> Any:

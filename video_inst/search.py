@@ -325,6 +325,14 @@ class Searcher:
         used: dict[str, str],
     ) -> tuple[str, list[_Candidate]]:
         space = self._active(session, "clip")
+        if space.space_id is None and not self._clip_loaded:
+            # No CLIP vectors to search: loading the model (seconds of imports in a one-shot CLI
+            # process) would only tell whether its weights exist. A server has loaded it already.
+            notes.append(
+                "no CLIP vectors in the catalog: answered from labels (`video-inst reindex --space clip` "
+                "adds them, or names the CLIP weights file it lacks)"
+            )
+            return "labels", self._by_labels(session, query.text or "", k, dasr)
         clip = self.clip if space.space_id is None or not space.fallback else None
         if space.space_id is not None and space.fallback:
             try:

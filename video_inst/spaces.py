@@ -84,15 +84,18 @@ class SpaceChoice:
         return "; ".join(parts) or None
 
 
+def clip_space_name(settings: Settings) -> str:
+    """The CLIP model space the settings ask for (same string as ``ClipEmbedder.space_name``)."""
+    return f"clip:{settings.clip_model}:{settings.clip_pretrained}"
+
+
 def configured_space_name(settings: Settings, family: str) -> str:
     """The space name the settings ask for, without loading a model (same string the model gives)."""
     if family == "clip":
-        from video_inst.analyse import clip_space_name
-
         return clip_space_name(settings)
     if family != "dasr":
         raise ValueError(f"unknown model family {family!r}; one of {FAMILIES}")
-    from video_inst.models.dasr import DasrParams
+    from video_inst.models.dasr_params import DasrParams
 
     model_id = settings.backbone
     if settings.backbone == "resnet50":

@@ -36,86 +36,11 @@ from torchvision.ops import batched_nms, roi_align
 from video_inst.errors import InvalidQueryError, NotAnImageError
 from video_inst.models.backbones.base import Backbone
 from video_inst.models.backbones.excitation import excitation_rule
+from video_inst.models.dasr_params import DTYPE_NAMES, DasrParams
 from video_inst.models.feature_cache import FeatureMapCache
 
-PeakMode = Literal["dasr", "dasr_star"]
 _ROI_BINS = 3  # roi_align output bins per side (adaptive sampling inside each bin)
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class DasrParams:
-    """Every knob of DASR; defaults chosen on pasted-object localisation (docs/DASR.md)."""
-
-    input_size: int = 576  # longer side of the network input, px
-    peak_mode: PeakMode = "dasr_star"
-    min_peak: Literal["auto", "mean", "none"] = "mean"  # auto: mean for DASR, none for DASR*
-    max_peaks: int = 8  # strongest peaks kept per frame
-    peak_radius: int = 1  # a peak is the maximum of its (2r+1)^2 cells (1 = the paper's 3x3)
-    excite_stop: int = 8  # stride at which the top-down pass stops (0 = down to the input)
-    top_signal: Literal["uniform", "activation"] = "uniform"  # how a peak's unit signal spreads over channels
-    smooth_sigma: float = 16.0  # Gaussian smoothing of the saliency map, input px; 0 = off
-    threshold: Literal["percentile", "relative", "mass"] = "relative"
-    tau: float = 0.7  # percentile (0-100); fraction (0-1) of the map's peak; or of its mass
-    extra_taus: tuple[float, ...] = (0.4,)  # more thresholds (same rule): one more nested box per peak each
-    component: bool = False  # keep only the thresholded pixels connected to the map's maximum
-    moments: Literal["mask", "weighted"] = "mask"  # ellipse from kept pixels, or weighted by their saliency
-    ellipse_scale: float = 2.0  # semi-axes = scale * sqrt(eigenvalue)
-    nms_iou: float = 0.5  # DASR* greedy NMS overlap (beta)
-    pooling: Literal["avg", "gem"] = "avg"
-    gem_p: float = 3.0
-    include_frame: bool = True  # whole frame as one more region (row 0)
-    label_top_k: int = 5
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype (GPU)
-    batch_size: int = 8  # frames per forward pass
-    excite_batching: Literal["slots", "vmap", "expand"] = "slots"  # see _excite
-    excite_eps: float = 1e-6
-
-    def __post_init__(self) -> None:
-        checks = {
-            "input_size >= 32": self.input_size >= 32,
-            "max_peaks >= 0": self.max_peaks >= 0,
-            "peak_radius >= 1": self.peak_radius >= 1,
-            "smooth_sigma >= 0": self.smooth_sigma >= 0,
-            "ellipse_scale > 0": self.ellipse_scale > 0,
-            "0 < nms_iou <= 1": 0 < self.nms_iou <= 1,
-            "gem_p > 0": self.gem_p > 0,
-            "label_top_k in 1..1000": 1 <= self.label_top_k <= 1000,
-            "batch_size >= 1": self.batch_size >= 1,
-            "tau in 0..100 (percentile)": self.threshold != "percentile" or 0 <= self.tau <= 100,
-            "tau in 0..1 (relative)": self.threshold != "relative" or 0 <= self.tau <= 1,
-            "tau in 0..1 (mass)": self.threshold != "mass" or 0 < self.tau <= 1,
-            "extra_taus in the tau range": all(
-                (0 <= t <= 100) if self.threshold == "percentile" else (0 < t <= 1) for t in self.extra_taus
-            ),
-        }
-        for rule, ok in checks.items():
-            if not ok:
-                raise ValueError(f"DasrParams: {rule} violated ({self})")
-        for name, value, allowed in (
-            ("peak_mode", self.peak_mode, ("dasr", "dasr_star")),
-            ("min_peak", self.min_peak, ("auto", "mean", "none")),
-            ("top_signal", self.top_signal, ("uniform", "activation")),
-            ("threshold", self.threshold, ("percentile", "relative", "mass")),
-            ("moments", self.moments, ("mask", "weighted")),
-            ("pooling", self.pooling, ("avg", "gem")),
-            ("dtype", self.dtype, tuple(_DTYPES)),
-            ("excite_batching", self.excite_batching, ("slots", "vmap", "expand")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"DasrParams.{name} must be one of {allowed}, got {value!r}")
-
-    @property
-    def keep_above_mean(self) -> bool:
-        """DASR keeps peaks >= the map mean; DASR* keeps every local maximum (NMS cleans up)."""
-        if self.min_peak == "auto":
-            return self.peak_mode == "dasr"
-        return self.min_peak == "mean"
-
-    def space_name(self, model_id: str) -> str:
-        """Names the vector space: model + every parameter that changes vector values."""
-        pool = "avg" if self.pooling == "avg" else f"gem{self.gem_p:g}"
-        return f"dasr:{model_id}:s{self.input_size}:{pool}"
+_DTYPES = dict(zip(DTYPE_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 
 @dataclass
