@@ -164,7 +164,7 @@ class Searcher:
         self.label_postings: PostingsCache | None = None
 
     # --- lazily loaded parts ---------------------------------------------------------
-    def _with_query_cache(self, model: Any) -> Any:
+    def _for_queries(self, model: Any) -> Any:
         """Set up a DASR extractor for queries: the feature-map cache and the forward pass's precision."""
         if hasattr(model, "query_cache"):
             from video_inst.models.feature_cache import FeatureMapCache
@@ -186,7 +186,7 @@ class Searcher:
                 if self._dasr is None:
                     from video_inst.analyse import load_dasr
 
-                    self._dasr = self._with_query_cache(load_dasr(self.settings))
+                    self._dasr = self._for_queries(load_dasr(self.settings))
         return self._dasr
 
     @property
@@ -267,7 +267,7 @@ class Searcher:
             with self._load_lock:  # like the other lazy loads: one load under concurrent requests
                 if choice.name not in self._space_models:
                     model = load_space_model(choice.name, self.settings)  # type: ignore[arg-type]
-                    self._space_models[choice.name] = self._with_query_cache(model)
+                    self._space_models[choice.name] = self._for_queries(model)
         return self._space_models[choice.name]
 
     # --- rankings ------------------------------------------------------------------------

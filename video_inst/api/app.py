@@ -61,6 +61,12 @@ def warm_up(settings: Settings) -> None:
         except Exception:  # noqa: BLE001 - a cold first query is all that is lost
             log.warning("search warm-up failed", exc_info=True)
     searcher = shared_searcher(settings)
+    # CLIP (or the reason it is missing, for the notes of text searches): a text search loads
+    # it only where the catalog holds CLIP vectors, a server should know either way.
+    try:
+        _ = searcher.clip
+    except Exception:  # noqa: BLE001 - the first text search over CLIP vectors loads it instead
+        log.warning("CLIP warm-up failed", exc_info=True)
     try:
         searcher.labels.ensure_model()  # the sentence model, for texts the label table lacks
     except Exception:  # noqa: BLE001 - the first such query loads it instead
