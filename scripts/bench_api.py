@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from video_inst.catalog.db import Catalog  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from video_inst.vectors.store import IndexStore
 
 SHOTS_PER_VIDEO = 100
 TRACKS_PER_SHOT = 10
@@ -272,6 +276,12 @@ def _query_images(count: int) -> list[np.ndarray]:
     return images
 
 
+def random_box(rnd: random.Random, w: int, h: int) -> tuple[int, int, int, int]:
+    """A query box (x0, y0, x1, y1): top-left in the first half of each side, at least 1/8 of it."""
+    x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
+    return x0, y0, rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1)
+
+
 def crop_queries(count: int, seed: int = 3) -> list[tuple[bytes, str, str]]:
     """``count`` distinct JPEG query images (at most 1280 px) with two random boxes each.
 
@@ -289,11 +299,7 @@ def crop_queries(count: int, seed: int = 3) -> list[tuple[bytes, str, str]]:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=90)
         w, h = image.size
-        boxes = []
-        for _ in range(2):
-            x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
-            x1, y1 = rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1)
-            boxes.append(f"{x0},{y0},{x1},{y1}")
+        boxes = [",".join(map(str, random_box(rnd, w, h))) for _ in range(2)]
         out.append((buf.getvalue(), boxes[0], boxes[1]))
     if len(out) < count:
         raise SystemExit(f"only {len(out)} distinct query images in the shared media, {count} asked")
@@ -484,6 +490,20 @@ def _noisy_region_queries(
     return catalog, space_id, q
 
 
+def _timed_searches(
+    store: IndexStore, space_id: int | None, q: np.ndarray, fetch: int
+) -> tuple[list[float], list[list[int]]]:
+    """(seconds, hit vector ids) of one ``IndexStore.search`` per query row, after loading the index."""
+    store.search(space_id, "region", q[:1], fetch)  # load the index
+    times, found = [], []
+    for row in q:
+        t = time.perf_counter()
+        hits = store.search(space_id, "region", row[None, :], fetch)[0]
+        times.append(time.perf_counter() - t)
+        found.append([v for v, _ in hits])
+    return times, found
+
+
 def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int) -> None:
     """IVF lists probed vs time and recall@k (against the most probes) through ``IndexStore.search``.
 
@@ -497,14 +517,8 @@ def nprobe_sweep(settings: Settings, probes: list[int], queries: int, top_k: int
     results: dict[int, tuple[list[float], list[set[int]]]] = {}
     for nprobe in sorted(probes, reverse=True):
         store = IndexStore(settings.index_dir, catalog, settings, nprobe=nprobe)
-        store.search(space_id, "region", q[:1], fetch)  # load the index
-        times, found = [], []
-        for row in q:
-            t = time.perf_counter()
-            hits = store.search(space_id, "region", row[None, :], fetch)[0]
-            times.append(time.perf_counter() - t)
-            found.append({v for v, _ in hits[:top_k]})
-        results[nprobe] = (times, found)
+        times, found = _timed_searches(store, space_id, q, fetch)
+        results[nprobe] = (times, [set(hits[:top_k]) for hits in found])
     reference = results[max(probes)][1]
     for nprobe in sorted(probes):
         times, found = results[nprobe]
@@ -529,14 +543,7 @@ def oversample_sweep(settings: Settings, factors: list[int], queries: int, top_k
     results: dict[int, tuple[list[float], list[list[int]]]] = {}
     for factor in sorted(factors, reverse=True):
         store = IndexStore(settings.index_dir, catalog, settings, oversample=factor)
-        store.search(space_id, "region", q[:1], fetch)  # load the index
-        times, found = [], []
-        for row in q:
-            t = time.perf_counter()
-            hits = store.search(space_id, "region", row[None, :], fetch)[0]
-            times.append(time.perf_counter() - t)
-            found.append([v for v, _ in hits])
-        results[factor] = (times, found)
+        results[factor] = _timed_searches(store, space_id, q, fetch)
     reference = results[max(factors)][1]
     for factor in sorted(factors):
         times, found = results[factor]

@@ -122,7 +122,7 @@ def forward_times(dasr: object, repeats: int) -> None:
 
 def window_fidelity(dasr: object, count: int, margins: list[int]) -> None:
     """Cosine(whole-image pooled vector, window pooled vector) and pixels kept, per context margin."""
-    from bench_api import _query_images
+    from bench_api import _query_images, random_box
 
     torch.set_num_threads(1)
     bb, p = dasr.backbone, dasr.params  # type: ignore[attr-defined]
@@ -138,8 +138,7 @@ def window_fidelity(dasr: object, count: int, margins: list[int]) -> None:
 
     for image in _query_images(count):
         h, w = image.shape[:2]
-        x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
-        x1, y1 = rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1)
+        x0, y0, x1, y1 = random_box(rnd, w, h)
         resized = dasr._resize(image)  # type: ignore[attr-defined]
         rh, rw = resized.shape[:2]
         sx, sy = rw / w, rh / h

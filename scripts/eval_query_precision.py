@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=4.0, help="keyframes per second for the region vectors")
     parser.add_argument("--cache", type=Path, help="eval_rerank.py's .npz of region vectors (made if absent)")
     args = parser.parse_args()
-    from bench_api import _query_images
+    from bench_api import _query_images, random_box
 
     torch.set_num_threads(1)
     media = Path(os.environ.get("VIDEO_INST_TEST_MEDIA", REPO.parent / "shared" / "media"))
@@ -66,8 +66,7 @@ def main() -> None:
     vec32, vec16, t32, t16 = [], [], [], []
     for image in _query_images(args.queries):
         h, w = image.shape[:2]
-        x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
-        box = (x0, y0, rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1))
+        box = random_box(rnd, w, h)
         for model, vecs, times in ((fp32, vec32, t32), (bf16, vec16, t16)):
             t = time.perf_counter()
             vecs.append(model.embed_query(image, box))

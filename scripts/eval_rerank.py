@@ -66,15 +66,13 @@ def region_vectors(dasr: object, media: Path, fps: float, batch: int = 8) -> np.
 
 def query_vectors(dasr: object, count: int, seed: int = 3) -> np.ndarray:
     """Real crop queries: the bench's distinct query images with a random box each, pooled as served."""
-    from bench_api import _query_images
+    from bench_api import _query_images, random_box
 
     rnd = random.Random(seed)
     out = []
     for image in _query_images(count):
         h, w = image.shape[:2]
-        x0, y0 = rnd.randrange(0, w // 2), rnd.randrange(0, h // 2)
-        x1, y1 = rnd.randrange(x0 + w // 8, w + 1), rnd.randrange(y0 + h // 8, h + 1)
-        out.append(dasr.embed_query(image, (x0, y0, x1, y1)))  # type: ignore[attr-defined]
+        out.append(dasr.embed_query(image, random_box(rnd, w, h)))  # type: ignore[attr-defined]
     return np.stack(out).astype(np.float32)
 
 
