@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +143,7 @@ COVERAGE_FINGERPRINT = select(
 )
 
 
-_CACHE: dict[tuple, tuple[tuple, SpaceChoice]] = {}
+_CACHE: dict[tuple, tuple[tuple, Any]] = {}  # (catalog url, *key) -> (fingerprint, value)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -156,16 +157,26 @@ def active_space(
     costs ~10 ms per family at 10,000 videos (scripts/bench_spaces.py), paid by every search.
     """
     configured = configured or configured_space_name(settings, family)
-    key = (session.get_bind().url, family, configured)
+    return while_coverage_unchanged(
+        session, ("active", family, configured), lambda: _choose(session, family, configured)
+    )
+
+
+def while_coverage_unchanged(session: Session, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, cached per catalog and ``key`` until ``COVERAGE_FINGERPRINT`` changes.
+
+    For choices that read coverage (whole done-video sets) but change only when it does.
+    """
+    key = (session.get_bind().url, *key)
     fingerprint = tuple(session.execute(COVERAGE_FINGERPRINT).one())
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None and hit[0] == fingerprint:
         return hit[1]
-    choice = _choose(session, family, configured)
+    value = compute()
     with _CACHE_LOCK:
-        _CACHE[key] = (fingerprint, choice)
-    return choice
+        _CACHE[key] = (fingerprint, value)
+    return value
 
 
 def _choose(session: Session, family: str, configured: str) -> SpaceChoice:

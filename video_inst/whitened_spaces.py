@@ -33,6 +33,7 @@ from video_inst.analyse import mark_video_space
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import ModelSpace, Vector, Video, VideoSpace
 from video_inst.config import Settings, get_settings
+from video_inst.spaces import while_coverage_unchanged
 from video_inst.vectors.codec import decode, encode, l2n
 from video_inst.whitening import DEFAULT_SHRINKAGE, Whitening, WhiteningError, fit_whitening
 
@@ -44,8 +45,6 @@ _CHUNK = 900
 
 _CACHE: dict[str, Whitening] = {}  # by space name: the name carries the digest of the parameters
 _CACHE_LOCK = threading.Lock()
-# (catalog url, base, setting) -> (spaces.COVERAGE_FINGERPRINT, chosen space id or None)
-_CHOICES: dict[tuple, tuple[tuple, int | None]] = {}
 
 
 @dataclass
@@ -117,22 +116,16 @@ def choose_whitened_space(session: Session, base_name: str, setting: str) -> Mod
     """
     if setting == "off":
         return None
-    from video_inst.spaces import COVERAGE_FINGERPRINT
-
     # Cached like spaces.active_space: the choice compares whole done-video sets, which every
     # crop query would otherwise read again; any ingest, fill or drop changes the fingerprint.
-    key = (session.get_bind().url, base_name, setting)
-    fingerprint = tuple(session.execute(COVERAGE_FINGERPRINT).one())
-    with _CACHE_LOCK:
-        hit = _CHOICES.get(key)
-    if hit is not None and hit[0] == fingerprint:
-        return (
-            None if hit[1] is None else session.get(ModelSpace, hit[1], options=[defer(ModelSpace.whitening)])
-        )
-    chosen = _choose_whitened(session, base_name, setting)
-    with _CACHE_LOCK:
-        _CHOICES[key] = (fingerprint, None if chosen is None else int(chosen.id))
-    return chosen
+    def chosen_id() -> int | None:
+        chosen = _choose_whitened(session, base_name, setting)
+        return None if chosen is None else int(chosen.id)
+
+    space_id = while_coverage_unchanged(session, ("whitened", base_name, setting), chosen_id)
+    return (
+        None if space_id is None else session.get(ModelSpace, space_id, options=[defer(ModelSpace.whitening)])
+    )
 
 
 def _choose_whitened(session: Session, base_name: str, setting: str) -> ModelSpace | None:
