@@ -70,7 +70,3 @@ class FeatureMapCache:
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def nbytes(self) -> int:
-        with self._lock:
-            return sum(t.numel() * t.element_size() for t in self._items.values())
