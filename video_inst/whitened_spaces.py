@@ -116,6 +116,7 @@ def choose_whitened_space(session: Session, base_name: str, setting: str) -> Mod
     """
     if setting == "off":
         return None
+
     # Cached like spaces.active_space: the choice compares whole done-video sets, which every
     # crop query would otherwise read again; any ingest, fill or drop changes the fingerprint.
     def chosen_id() -> int | None:
