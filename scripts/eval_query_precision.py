@@ -10,7 +10,9 @@ compares, over real crop queries (the bench's distinct query images with a rando
 - the exact top-20 / top-200 over real DASR region vectors of the shared media (the same
   vectors as ``scripts/eval_rerank.py``, ``--cache`` shares its file) found by the bfloat16
   query against those found by the float32 one;
-- the forward-pass time of both, interleaved, on one thread.
+- the forward-pass time of both, interleaved, on one thread;
+- for scale, the same comparison for two float32 changes an editor makes without thinking:
+  the query image re-saved as JPEG q95, and the box 2 px tighter on each side.
 
 Asserts nothing; figures go in docs/API.md with the command.
 
@@ -23,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import sys
@@ -41,6 +44,15 @@ from eval_rerank import region_vectors  # noqa: E402
 from video_inst.analyse import load_dasr  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
 from video_inst.models.dasr import native_cpu_bf16  # noqa: E402
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """The image as it comes back from a JPEG save at ``quality``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
 def main() -> None:
@@ -63,27 +75,42 @@ def main() -> None:
     else:
         regions = region_vectors(fp32, media, args.fps)
     rnd = random.Random(3)
-    vec32, vec16, t32, t16 = [], [], [], []
+    vec32, vec16, t32, t16, images, boxes = [], [], [], [], [], []
     for image in _query_images(args.queries):
         h, w = image.shape[:2]
         box = random_box(rnd, w, h)
+        images.append(image)
+        boxes.append(box)
         for model, vecs, times in ((fp32, vec32, t32), (bf16, vec16, t16)):
             t = time.perf_counter()
             vecs.append(model.embed_query(image, box))
             times.append(time.perf_counter() - t)
-    q32, q16 = np.stack(vec32), np.stack(vec16)
-    cos = np.sum(q32 * q16, axis=1)
-    print(
-        f"{len(cos)} crop queries: cosine(bf16, fp32) min {cos.min():.5f}  p5 {np.percentile(cos, 5):.5f}"
-        f"  median {np.median(cos):.5f}"
-    )
+    q32 = np.stack(vec32)
     top32 = np.argsort(-(q32 @ regions.T), axis=1)
-    top16 = np.argsort(-(q16 @ regions.T), axis=1)
-    for k in (20, 200):
-        same = np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(top32, top16)])
-        first = np.mean(top32[:, 0] == top16[:, 0])
-        print(f"  exact top-{k} over {len(regions)} real region vectors: bf16 finds {same:.3f} of fp32's"
-              f" (same best region: {first:.2f})")  # fmt: skip
+
+    def compare(label: str, q: np.ndarray) -> None:
+        """Cosine to the float32 query and the share of its exact top-k regions found."""
+        cos = np.sum(q32 * q, axis=1)
+        top = np.argsort(-(q @ regions.T), axis=1)
+        same = {k: np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(top32, top)]) for k in (20, 200)}
+        print(
+            f"  {label:<36} cosine min {cos.min():.5f} p5 {np.percentile(cos, 5):.5f}"
+            f" median {np.median(cos):.5f}; top-20 kept {same[20]:.3f}, top-200 {same[200]:.3f},"
+            f" same best region {np.mean(top32[:, 0] == top[:, 0]):.2f}"
+        )
+
+    print(
+        f"{len(q32)} crop queries against the float32 query,"
+        f" exact search over {len(regions)} real region vectors:"
+    )
+    compare("bfloat16 forward pass", np.stack(vec16))
+    # For scale, two changes an editor makes without thinking: re-saving the query, a box 2 px tighter.
+    compare(
+        "float32, image re-saved as JPEG q95",
+        np.stack([fp32.embed_query(_jpeg(i, 95), b) for i, b in zip(images, boxes)]),
+    )
+    tighter = [(x0 + 2, y0 + 2, x1 - 2, y1 - 2) for x0, y0, x1, y1 in boxes]
+    compare("float32, box 2 px tighter", np.stack([fp32.embed_query(i, b) for i, b in zip(images, tighter)]))
     ms32, ms16 = np.asarray(t32) * 1000, np.asarray(t16) * 1000
     print(
         f"query embedding, 1 thread, interleaved: fp32 p50 {np.median(ms32):.1f}"

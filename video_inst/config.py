@@ -108,7 +108,7 @@ class Settings(BaseSettings):
         description="Precision of a crop query's forward pass (stored vectors stay as ingest made them). "
         "bfloat16 ran it 1.8x faster on this machine's AVX512-BF16 CPU with query vectors at cosine "
         "0.998 (median) of the float32 ones, 93% of the same top-20 regions: less change than re-saving "
-        "the query as JPEG q95 (88%); scripts/eval_query_precision.py, docs/API.md. auto: bfloat16 where "
+        "the query as JPEG q95 (90%); scripts/eval_query_precision.py, docs/API.md. auto: bfloat16 where "
         "the device runs it natively (CUDA, or a CPU with AVX512-BF16 / AMX), else float32.",
     )
     search_feature_cache: int = Field(
