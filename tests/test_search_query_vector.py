@@ -126,7 +126,7 @@ def test_prepare_runs_the_network_once_per_image_and_only_with_a_cache(dasr, fra
 def test_query_precision_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """float32 / bfloat16 as asked; auto takes bfloat16 only where the CPU computes it natively."""
     import video_inst.models.dasr as dasr_module
-    from video_inst.search import query_autocast
+    from video_inst.models.dasr import query_autocast
 
     cpu = torch.device("cpu")
     assert query_autocast("float32", cpu) is None

@@ -170,6 +170,8 @@ class Searcher:
             from video_inst.models.feature_cache import FeatureMapCache
 
             model.query_cache = FeatureMapCache(self.settings.search_feature_cache)
+            from video_inst.models.dasr import query_autocast
+
             model.query_autocast = query_autocast(self.settings.search_precision, model.device)
         return model
 
@@ -570,21 +572,6 @@ def _rrf_by_shot(session: Session, rankings: list[list[_Candidate]]) -> list[_Ca
 
 def _in_space(dasr: SpaceChoice) -> Any:
     return track_filter(dasr.space_id)
-
-
-def query_autocast(precision: str, device: Any) -> Any:
-    """The autocast dtype of a query's forward pass (None = float32) for ``Settings.search_precision``."""
-    import torch
-
-    from video_inst.models.dasr import native_cpu_bf16
-
-    if precision == "float32":
-        return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if device.type == "cpu" and native_cpu_bf16() else None
 
 
 _SEARCHERS: dict[str, Searcher] = {}

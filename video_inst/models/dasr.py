@@ -282,6 +282,17 @@ def native_cpu_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
+def query_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a query's forward pass (None = float32) for ``Settings.search_precision``."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device.type == "cpu" and native_cpu_bf16() else None
+
+
 def _check_image(image: np.ndarray, what: str) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
