@@ -1,4 +1,4 @@
-"""A live API for the API and page tests: uvicorn on 127.0.0.1 over a catalog ingested from ../shared/media.
+"""A live API for the API and page tests: uvicorn on 127.0.0.1 over a catalog ingested from the test media.
 
 The clips are ingested once per test process (with the real offline backbone) and shared by
 every test module through :func:`shared_live_api`; each module only pays for it

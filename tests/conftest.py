@@ -1,4 +1,4 @@
-"""Shared fixtures: real media from ../shared/media (fails loudly when absent) and a fresh data dir."""
+"""Shared fixtures: the suite's own licensed media (tests/media) and a fresh data dir."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MEDIA = Path(os.environ.get("VIDEO_INST_TEST_MEDIA", REPO.parent / "shared" / "media"))
+# tests/media is a byte-identical licensed subset of the shared media (see its SOURCES.md), so a
+# fresh clone tests itself; VIDEO_INST_TEST_MEDIA points at another folder of the same layout.
+SHARED_MEDIA = Path(os.environ.get("VIDEO_INST_TEST_MEDIA", REPO / "tests" / "media"))
 POSTGRES_URL = os.environ.get("VIDEO_INST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
 def shared_media() -> Path:
-    """The licensed test media beside the checkout; tests read it in place, never copy it."""
+    """The licensed test media; tests read it in place, never write to it."""
     if not (SHARED_MEDIA / "clips").is_dir():
         pytest.fail(f"test media not found at {SHARED_MEDIA}; set VIDEO_INST_TEST_MEDIA")
     return SHARED_MEDIA

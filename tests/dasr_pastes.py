@@ -2,7 +2,7 @@
 
 Shared by tests/test_dasr_localisation.py (one seed) and scripts/eval_localisation.py
 (other seeds, for choosing parameters), so that the test never scores the sample the
-defaults were tuned on. Frames are decoded with PyAV from ../shared/media/clips.
+defaults were tuned on. Frames are decoded with PyAV from the test media's clips (tests/media/clips).
 
 Example::
 
