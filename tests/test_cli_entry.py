@@ -52,3 +52,36 @@ def test_serve_runs_from_both_entry_points(argv: list[str], tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stderr
     assert "--port" in proc.stdout
+
+
+def _db(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "video_inst.cli", "db", *args],
+        env=_env(home),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_db_downgrade_needs_a_revision_and_a_confirmation(tmp_path: Path) -> None:
+    """A bare ``db downgrade`` once went to ``base`` and deleted the catalog with exit 0."""
+    assert _db(tmp_path, "upgrade").returncode == 0
+    head = _db(tmp_path, "current").stdout.strip()
+    assert head.startswith("0003")
+
+    bare = _db(tmp_path, "downgrade")
+    assert bare.returncode == 2 and "--revision" in bare.stderr
+    refused = _db(tmp_path, "downgrade", "--revision", "base", stdin="n\n")
+    assert refused.returncode == 1 and "Aborted" in refused.stderr
+    assert "dropped with their data" in refused.stderr
+    no_answer = _db(tmp_path, "downgrade", "--revision", "base")  # no terminal, nobody to ask
+    assert no_answer.returncode == 1
+    assert _db(tmp_path, "current").stdout.strip() == head  # nothing was dropped
+
+    confirmed = _db(tmp_path, "downgrade", "--revision", "0002", stdin="y\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert _db(tmp_path, "current").stdout.strip().startswith("0002")
+    assert _db(tmp_path, "downgrade", "--revision", "base", "--yes").returncode == 0
+    assert _db(tmp_path, "current").stdout.strip() == "empty"

@@ -13,8 +13,9 @@ Example::
         analysis.add(keyframe, rgb)
     analysis.finish()
     with catalog.session() as s:
-        analysis.store(s, video=video, keyframe_rows=rows)
-    analysis.sync_indexes()
+        store_analyses(s, [analysis], video=video, keyframe_rows=rows)
+    for space_id, kind in sorted(analysis.spaces):
+        get_index_store(settings).sync(space_id, kind)
 """
 
 from __future__ import annotations

@@ -59,14 +59,31 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("downgrade")
-@click.option("--revision", default="base", show_default=True)
-def db_downgrade(revision: str) -> None:
-    """Step the catalog schema back (``base`` drops every table)."""
+@click.option(
+    "--revision", required=True, help="target revision, e.g. 0002 (`base` drops every table and all data)"
+)
+@click.option("--yes", is_flag=True, help="skip the confirmation prompt")
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Step the catalog schema back to REVISION; asks first, since it deletes what later revisions hold.
+
+    No default revision: a bare ``db downgrade`` once meant ``base`` and deleted a whole catalog.
+    """
+    from sqlalchemy.engine import make_url
+
     from video_inst.catalog.db import current_revision, downgrade
 
     url = get_settings().resolved_database_url
+    now = current_revision(url) or "empty"
+    if not yes:
+        where = make_url(url).render_as_string(hide_password=True)
+        click.confirm(
+            f"Downgrade the catalog at {where} from revision {now} to {revision}? "
+            "Tables and columns of later revisions are dropped with their data.",
+            abort=True,
+            err=True,
+        )
     downgrade(url, revision)
-    click.echo(f"catalog at revision {current_revision(url)}")
+    click.echo(f"catalog at revision {current_revision(url)} (was {now})")
 
 
 @db.command("current")

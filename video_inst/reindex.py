@@ -11,8 +11,8 @@ written in its own transaction and recorded ``done`` in ``video_spaces`` (the pr
 so an interrupted job resumes where it stopped; a ``jobs`` row (kind ``reindex``) carries the
 progress for the API. The old space stays complete and answers searches
 (``spaces.active_space``) until the new one covers every video; :func:`drop_space` then
-removes the old rows, only when asked. A space derived from stored vectors (e.g. a whitened
-copy) is another :class:`SpaceJob` whose ``prepare`` reads vectors instead of frames.
+removes the old rows, only when asked. A whitened copy, derived from stored vectors, is
+filled by ``whitened_spaces.fill_whitened_space`` (the same one-transaction-per-video rule).
 
 Example::
 
