@@ -104,9 +104,9 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, m: int, spread: flo
 
 def build(home: Path, n: int, settings: Settings, seed: int = 7) -> dict:
     """Bulk-insert N tracks with their rows and region vectors, then build the index."""
-    from video_inst.analyse import load_dasr
     from video_inst.catalog.db import get_catalog
     from video_inst.models.labels import label_names
+    from video_inst.models.loading import load_dasr
     from video_inst.vectors.codec import encode
     from video_inst.vectors.store import IndexStore
 

@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from video_inst.analyse import load_dasr  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
 from video_inst.models.dasr import pool_boxes  # noqa: E402
+from video_inst.models.loading import load_dasr  # noqa: E402
 
 
 def interleaved_ms(

@@ -32,7 +32,7 @@ from video_inst.catalog.db import Catalog  # noqa: E402
 from video_inst.catalog.models import Keyframe, Video  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
 from video_inst.jobs import archive, enqueue_ingest, wait_jobs  # noqa: E402
-from workers.app import client_app, queue_name  # noqa: E402
+from video_inst.jobs.queue import client_app, queue_name  # noqa: E402
 from workers.testing import WorkerProcess  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

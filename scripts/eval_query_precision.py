@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from eval_rerank import region_vectors  # noqa: E402
 
-from video_inst.analyse import load_dasr  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
 from video_inst.models.dasr import native_cpu_bf16  # noqa: E402
+from video_inst.models.loading import load_dasr  # noqa: E402
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:

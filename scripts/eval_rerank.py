@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from video_inst.analyse import load_dasr  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
+from video_inst.models.loading import load_dasr  # noqa: E402
 from video_inst.vectors.index import VectorIndex, ivf_nlist, pq_m  # noqa: E402
 
 

@@ -38,7 +38,7 @@ def _count(catalog: Catalog, space_name: str, kind: str) -> int:
 
 @pytest.fixture(scope="module")
 def dasr():
-    from video_inst.analyse import load_dasr
+    from video_inst.models.loading import load_dasr
 
     return load_dasr(Settings(device="cpu"))
 

@@ -187,8 +187,8 @@ def test_lazy_models_load_once_under_concurrent_first_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API searches from a thread pool: two first requests must not both load a model."""
-    import video_inst.analyse
     import video_inst.models.labels
+    import video_inst.models.loading
 
     calls = {"dasr": 0, "labels": 0}
 
@@ -200,7 +200,7 @@ def test_lazy_models_load_once_under_concurrent_first_requests(
 
         return load
 
-    monkeypatch.setattr(video_inst.analyse, "load_dasr", slow("dasr"))
+    monkeypatch.setattr(video_inst.models.loading, "load_dasr", slow("dasr"))
     monkeypatch.setattr(video_inst.models.labels.LabelMatcher, "load", slow("labels"))
     searcher = Searcher(Settings(home=tmp_path, database_url=None))
     start = threading.Barrier(6)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from video_inst.analyse import load_dasr
 from video_inst.config import Settings
+from video_inst.models.loading import load_dasr
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ def test_missing_rows_do_not_count_and_no_space_means_none(catalog: Catalog) -> 
 
 def test_configured_dasr_name_matches_the_loaded_extractor_and_rebuilds_from_its_name() -> None:
     """The name the settings predict is the one the model gives, and the name alone rebuilds it."""
-    from video_inst.analyse import load_dasr
+    from video_inst.models.loading import load_dasr
 
     settings = Settings(device="cpu", dasr_input_size=320, dasr_pooling="gem")
     dasr = load_dasr(settings)

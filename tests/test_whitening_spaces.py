@@ -34,7 +34,7 @@ DIM = 16
 
 @pytest.fixture(scope="module")
 def dasr():
-    from video_inst.analyse import load_dasr
+    from video_inst.models.loading import load_dasr
 
     return load_dasr(Settings(device="cpu"))
 

@@ -309,7 +309,7 @@ def test_symlink_leading_outside_the_roots_is_refused(ctx: tuple, roots: Path, t
 
 
 def test_cli_ingest_archive_and_jobs(ctx: tuple, roots: Path, shared_media: Path) -> None:
-    from video_inst.cli_jobs import main
+    from video_inst.cli import main
 
     build_test_archive(roots, shared_media)
     runner = CliRunner()

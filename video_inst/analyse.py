@@ -29,23 +29,16 @@ from typing import Any
 
 import numpy as np
 
+from video_inst.catalog import repo
 from video_inst.config import Settings
-from video_inst.errors import WeightsMissingError
 from video_inst.media.types import Keyframe, ShotPlan
+from video_inst.models.loading import load_clip, load_dasr
 from video_inst.spaces import clip_space_name
 from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
 
 log = logging.getLogger(__name__)
 
 CROP_SIDE = 224  # side of the crops kept for a track's CLIP embedding
-
-
-def resolve_device(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -68,27 +61,6 @@ def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         warnings.warn(message, stacklevel=3)
-
-
-def load_dasr(settings: Settings, device: str | None = None) -> Any:
-    from video_inst.models.backbones import get_backbone
-    from video_inst.models.dasr import DasrExtractor, DasrParams
-
-    device = device or resolve_device(settings.device)
-    weights = settings.resnet50_weights if settings.backbone == "resnet50" else None
-    backbone = get_backbone(settings.backbone, device=device, weights=weights)
-    params = DasrParams(input_size=settings.dasr_input_size, pooling=settings.dasr_pooling)
-    return DasrExtractor(backbone, params, device=device)
-
-
-def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None, str | None]:
-    """The CLIP embedder, or (None, reason) when its weights cannot be found offline."""
-    from video_inst.models.clip import ClipEmbedder
-
-    try:
-        return ClipEmbedder.load(settings, device=device or resolve_device(settings.device)), None
-    except WeightsMissingError as exc:
-        return None, exc.message
 
 
 def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | None = None) -> Analyser:
@@ -364,7 +336,7 @@ def store_analyses(
         by_kind = {"region": (box_ids, box_vecs), "track": (track_ids, track_vecs)}
     else:
         by_kind = {}
-    mark_video_space(session, video.id, dasr_space.id, "done")
+    repo.mark_video_space(session, video_id=video.id, space_id=dasr_space.id, status="done")
     from video_inst.whitened_spaces import add_whitened_vectors
 
     spaces |= add_whitened_vectors(session, store, dasr_space, video.id, by_kind)  # docs/VECTORS.md
@@ -373,7 +345,7 @@ def store_analyses(
         clip_space = store.ensure_space(session, name=clip.space_name, family="clip", dim=clip.dim, params={})
         # A DASR re-index of a video CLIP already covers adds only the new tracks' vectors:
         # frame vectors belong to keyframes, which a re-index keeps.
-        had_frames = video_space_status(session, video.id, clip_space.id) == "done"
+        had_frames = repo.video_space_status(session, video_id=video.id, space_id=clip_space.id) == "done"
         frames = {} if had_frames else {pts: v for a in analyses for pts, v in a.frame_vectors.items()}
         if frames:
             frame_ids = [keyframe_rows[p].id for p in frames]
@@ -397,7 +369,7 @@ def store_analyses(
                 np.stack([v for _, v in with_vec]),
             )
             spaces.add((clip_space.id, "track"))
-        mark_video_space(session, video.id, clip_space.id, "done")
+        repo.mark_video_space(session, video_id=video.id, space_id=clip_space.id, status="done")
     elif analyser.clip_missing_reason:
         # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
         import open_clip
@@ -407,37 +379,17 @@ def store_analyses(
             clip_space = store.ensure_space(
                 session, name=clip_space_name(analyser.settings), family="clip", dim=dim, params={}
             )
-            if video_space_status(session, video.id, clip_space.id) != "done":
-                mark_video_space(session, video.id, clip_space.id, "missing", analyser.clip_missing_reason)
+            if repo.video_space_status(session, video_id=video.id, space_id=clip_space.id) != "done":
+                repo.mark_video_space(
+                    session,
+                    video_id=video.id,
+                    space_id=clip_space.id,
+                    status="missing",
+                    note=analyser.clip_missing_reason,
+                )
     for a in analyses:
         a._spaces = sorted(spaces)
     return len(track_rows)
-
-
-def video_space_status(session: Any, video_id: int, space_id: int) -> str | None:
-    """'done' / 'missing' for a video in a model space, None when it was never recorded."""
-    from sqlalchemy import select
-
-    from video_inst.catalog.models import VideoSpace
-
-    return session.scalar(
-        select(VideoSpace.status).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
-    )
-
-
-def mark_video_space(
-    session: Any, video_id: int, space_id: int, status: str, note: str | None = None
-) -> None:
-    """Record (insert or update) whether a video's vectors in a model space are complete."""
-    from sqlalchemy import select
-
-    from video_inst.catalog.models import VideoSpace
-
-    row = session.scalars(
-        select(VideoSpace).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
-    ).first() or VideoSpace(video_id=video_id, space_id=space_id)
-    row.status, row.note = status, note
-    session.add(row)
 
 
 def _crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:

@@ -136,7 +136,7 @@ def run_space_job(
     progress: Callable[[int, int], None] | None = None,
 ) -> ReindexReport:
     """Give every ingested video the vectors of ``job``'s space; resumable (see module docstring)."""
-    from video_inst.analyse import mark_video_space
+    from video_inst.catalog import repo
     from video_inst.vectors.store import get_index_store
 
     store = get_index_store(settings)
@@ -158,7 +158,7 @@ def run_space_job(
             with catalog.session() as s:
                 space = s.get(ModelSpace, space_id)
                 touched |= job.write(s, space, video_id, prepared)
-                mark_video_space(s, video_id, space_id, "done")
+                repo.mark_video_space(s, video_id=video_id, space_id=space_id, status="done")
             report.done.append(video_id)
             _job_progress(catalog, report.job_id, report, total)  # type: ignore[arg-type]
             if progress:
@@ -188,7 +188,7 @@ def reindex_clip(
     progress: Callable[[int, int], None] | None = None,
 ) -> ReindexReport:
     """Give every ingested video CLIP vectors in the configured (or given) CLIP model space."""
-    from video_inst.analyse import load_clip
+    from video_inst.models.loading import load_clip
 
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)
@@ -291,7 +291,8 @@ def reindex_dasr(
     space until this one covers every video. ``clip`` (default: the configured one, when its
     weights are here) embeds the new tracks too, so text search keeps its track vectors.
     """
-    from video_inst.analyse import Analyser, load_clip, load_dasr, store_analyses
+    from video_inst.analyse import Analyser, store_analyses
+    from video_inst.models.loading import load_clip, load_dasr
 
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)

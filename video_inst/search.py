@@ -186,7 +186,7 @@ class Searcher:
         if self._dasr is None:
             with self._load_lock:
                 if self._dasr is None:
-                    from video_inst.analyse import load_dasr
+                    from video_inst.models.loading import load_dasr
 
                     self._dasr = self._for_queries(load_dasr(self.settings))
         return self._dasr
@@ -196,7 +196,7 @@ class Searcher:
         if not self._clip_loaded:
             with self._load_lock:
                 if not self._clip_loaded:
-                    from video_inst.analyse import load_clip
+                    from video_inst.models.loading import load_clip
 
                     self._clip, self._clip_reason = load_clip(self.settings)
                     self._clip_loaded = True

@@ -235,9 +235,9 @@ def load_space_model(space_name: str, settings: Settings) -> Any:
 
 
 def _load_dasr(space_name: str, settings: Settings) -> Any:
-    from video_inst.analyse import resolve_device
     from video_inst.models.backbones import get_backbone
     from video_inst.models.dasr import DasrExtractor, DasrParams
+    from video_inst.models.device import resolve_device
 
     m = _DASR_NAME.match(space_name)
     if m is None:

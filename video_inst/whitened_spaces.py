@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, defer
 
-from video_inst.analyse import mark_video_space
+from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import ModelSpace, Vector, Video, VideoSpace
 from video_inst.config import Settings, get_settings
@@ -227,7 +227,7 @@ def fit_whitened_space(
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)
     if base_name is None:
-        from video_inst.analyse import load_dasr
+        from video_inst.models.loading import load_dasr
 
         base_name = load_dasr(settings, device="cpu").space_name
     if sample < 2:
@@ -318,7 +318,7 @@ def _transform_video(session: Session, store: Any, base: ModelSpace, space: Mode
             owners = [int(o) for o, _ in rows]
             store.add_vectors(session, space, kind, owners, [video_id] * len(owners), vecs)
             written += len(owners)
-    mark_video_space(session, video_id, space.id, "done")
+    repo.mark_video_space(session, video_id=video_id, space_id=space.id, status="done")
     return written
 
 
@@ -390,7 +390,8 @@ def add_whitened_vectors(
                     session, space, kind, owners, [video_id] * len(owners), whitening.apply(stored)
                 )
                 touched.add((int(space.id), kind))
-        mark_video_space(session, video_id, space.id, "done")  # insert, or update on a re-ingest
+        # Insert, or update on a re-ingest.
+        repo.mark_video_space(session, video_id=video_id, space_id=space.id, status="done")
     return touched
 
 

@@ -7,6 +7,10 @@ commit and the FAISS sync). Delivery is at-least-once: late acknowledgement, re-
 when a worker is lost, one message prefetched at a time; every step is idempotent
 (see ``video_inst.jobs.pipeline``).
 
+Queue names, task routes and the Celery configuration live in the library
+(``video_inst.jobs.queue``), so senders never import this module; this one adds the task
+bodies and the worker process.
+
 Example::
 
     celery -A workers.app worker -Q ingest,analyse,index -c 2      # or: video-inst worker
@@ -24,74 +28,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from video_inst.config import Settings, get_settings
-
-QUEUES = ("ingest", "analyse", "index")
-
-# Public and internal task names -> logical queue.
-ROUTES = {
-    "video_inst.ingest": "ingest",
-    "video_inst.ingest_archive": "ingest",
-    "video_inst.notify": "ingest",
-    "video_inst.ping": "ingest",
-    "video_inst.ingest_chunk": "analyse",
-    "video_inst.ingest_commit": "index",
-    "video_inst.job_failed": "index",
-    "celery.chord_unlock": "index",
-}
-
-
-def queue_name(settings: Settings, logical: str) -> str:
-    """The broker queue of a logical queue (``ingest``, ``analyse``, ``index``)."""
-    return f"{settings.queue_prefix}{logical}"
-
-
-def result_backend_url(settings: Settings) -> str:
-    """A result backend that supports chords: the setting, else Redis or the catalog database."""
-    if settings.result_backend:
-        return settings.result_backend
-    broker = settings.resolved_broker_url
-    if broker.startswith(("redis://", "rediss://", "redis+socket://")):
-        return broker
-    if settings.database_url:
-        return "db+" + settings.database_url
-    return f"db+sqlite:///{settings.home / 'results.sqlite3'}"
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Every Celery setting derived from ours (the same for workers and for clients)."""
-    broker = settings.resolved_broker_url
-    visibility = settings.broker_visibility_timeout_s or settings.task_time_limit_s + 300
-    transport: dict[str, Any] = {"visibility_timeout": visibility}
-    if broker.startswith("sqla+"):
-        transport = {}  # kombu hands these to create_engine; the embedded broker polls every second
-    backend = result_backend_url(settings)
-    soft = settings.task_soft_time_limit_s
-    if "sqlite:///" in broker + backend:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return {
-        "broker_url": broker,
-        "result_backend": backend,
-        "task_default_queue": queue_name(settings, "ingest"),
-        "task_routes": {name: {"queue": queue_name(settings, q)} for name, q in ROUTES.items()},
-        "task_create_missing_queues": True,
-        # At-least-once, made safe by idempotent steps.
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        # A soft limit at or above the hard one could never act first: none then.
-        "task_soft_time_limit": soft if soft < settings.task_time_limit_s else None,
-        "task_time_limit": settings.task_time_limit_s,
-        "task_track_started": True,
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_expires": 7 * 24 * 3600,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": visibility},
-        "broker_connection_retry_on_startup": True,
-        "worker_hijack_root_logger": False,
-        "worker_redirect_stdouts": False,
-    }
+from video_inst.jobs.queue import QUEUES, ROUTES, celery_config, client_app, queue_name, result_backend_url
 
 
 def create_app(settings: Settings, *, with_tasks: bool = True) -> Celery:
@@ -101,20 +38,6 @@ def create_app(settings: Settings, *, with_tasks: bool = True) -> Celery:
     if with_tasks:
         app.conf.include = ["workers.tasks"]
     return app
-
-
-_CLIENTS: dict[str, Celery] = {}
-
-
-def client_app(settings: Settings) -> Celery:
-    """An app that only sends (the CLI, the API): no task bodies, no heavy imports."""
-    config = celery_config(settings)
-    key = repr(sorted(config.items()))
-    if key not in _CLIENTS:
-        app = Celery("video_inst", set_as_current=False)
-        app.conf.update(config)
-        _CLIENTS[key] = app
-    return _CLIENTS[key]
 
 
 @worker_process_init.connect
@@ -155,3 +78,16 @@ def run_worker(
 
 
 app = create_app(get_settings())
+
+
+__all__ = [
+    "QUEUES",
+    "ROUTES",
+    "app",
+    "celery_config",
+    "client_app",
+    "create_app",
+    "queue_name",
+    "result_backend_url",
+    "run_worker",
+]

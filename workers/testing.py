@@ -1,6 +1,6 @@
 """Real worker processes for tests and benchmarks: start, wait until ready, kill, stop.
 
-A worker runs as ``python -m video_inst.cli_jobs worker`` in its own process group, so
+A worker runs as ``python -m video_inst.cli worker`` in its own process group, so
 ``kill()`` (SIGKILL to the group) takes the pool processes down with it, as a crashed
 machine would.
 
@@ -48,7 +48,7 @@ class WorkerProcess:
         self.args = [
             sys.executable,
             "-m",
-            "video_inst.cli_jobs",
+            "video_inst.cli",
             "worker",
             f"--queues={queues}",
             f"--concurrency={concurrency}",

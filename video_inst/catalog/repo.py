@@ -215,3 +215,21 @@ def list_jobs(session: Session, *, status: Sequence[str] | None = None, limit: i
     if status:
         query = query.where(Job.status.in_(list(status)))
     return list(session.scalars(query))
+
+
+def video_space_status(session: Session, *, video_id: int, space_id: int) -> str | None:
+    """'done' / 'missing' for a video in a model space, None when it was never recorded."""
+    return session.scalar(
+        select(VideoSpace.status).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
+    )
+
+
+def mark_video_space(
+    session: Session, *, video_id: int, space_id: int, status: str, note: str | None = None
+) -> None:
+    """Record (insert or update) whether a video's vectors in a model space are complete."""
+    row = session.scalars(
+        select(VideoSpace).where(VideoSpace.video_id == video_id, VideoSpace.space_id == space_id)
+    ).first() or VideoSpace(video_id=video_id, space_id=space_id)
+    row.status, row.note = status, note
+    session.add(row)

@@ -29,6 +29,7 @@ from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.config import Settings, get_settings
 from video_inst.errors import MissingFileError, OutsideMediaRootsError, TransientError, VideoInstError
 from video_inst.jobs import pipeline, state
+from video_inst.jobs.results import report_of
 
 VIDEO_SUFFIXES = frozenset(
     {
@@ -286,33 +287,6 @@ def run_archive(
     if state.maybe_finish_parent(catalog, job_id) and state.require_job(catalog, job_id)["callback_url"]:
         notify(job_id)
     return run
-
-
-def report_of(catalog: Catalog, job_id: str) -> dict[str, Any]:
-    """The archive's outcome so far: counts, and every failed file with its reason."""
-    parent = state.require_job(catalog, job_id)
-    children = state.list_jobs(catalog, parent_id=job_id, limit=None)
-    ingested = [c for c in children if c["status"] == "done" and c["counts"].get("outcome") != "skipped"]
-    skipped_late = [c for c in children if c["status"] == "done" and c["counts"].get("outcome") == "skipped"]
-    failed = [c for c in children if c["status"] == "failed"]
-    pending = [c for c in children if c["status"] in state.ACTIVE]
-    counts = parent["counts"]
-    return {
-        "job_id": job_id,
-        "root": parent["path"],
-        "status": parent["status"],
-        "walk_done": bool(counts.get("walk_done")),
-        "files": int(counts.get("files", 0)),
-        "ingested": len(ingested),
-        "skipped": int(counts.get("skipped", 0)) + len(skipped_late),
-        "failed": len(failed),
-        "pending": len(pending),
-        "ingested_paths": sorted(c["path"] for c in ingested),
-        "failures": sorted(
-            ({"path": c["path"], "error": c["error"], "job_id": c["job_id"]} for c in failed),
-            key=lambda f: f["path"],
-        ),
-    }
 
 
 def wait_archive(

@@ -25,7 +25,7 @@ from tenacity import (
 
 from video_inst.catalog.db import Catalog
 from video_inst.config import Settings
-from video_inst.jobs import state
+from video_inst.jobs import results, state
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,9 @@ def payload_for(catalog: Catalog, job_id: str) -> dict[str, Any]:
     job = state.require_job(catalog, job_id)
     body: dict[str, Any] = {"event": "job.ended", **job}
     if job["kind"] == "ingest":
-        from video_inst.jobs.pipeline import result_of
-
-        body["result"] = result_of(job)
+        body["result"] = results.result_of(job)
     elif job["kind"] == "archive":
-        from video_inst.jobs.archive import report_of
-
-        body["report"] = report_of(catalog, job_id)
+        body["report"] = results.report_of(catalog, job_id)
     return body
 
 

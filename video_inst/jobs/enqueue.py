@@ -36,7 +36,7 @@ def send_ingest(
     """Queue ``video_inst.ingest`` for an existing job row (task id = job id)."""
     from kombu.utils.url import maybe_sanitize_url
 
-    from workers.app import client_app, queue_name
+    from video_inst.jobs.queue import client_app, queue_name
 
     app = app or client_app(settings)
     try:

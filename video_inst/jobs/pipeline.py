@@ -39,6 +39,7 @@ from video_inst.catalog.db import Catalog
 from video_inst.config import Settings
 from video_inst.errors import MediaError, OutsideMediaRootsError, VideoInstError
 from video_inst.jobs import staging, state
+from video_inst.jobs.results import result_of
 from video_inst.media.types import ShotPlan
 
 log = logging.getLogger(__name__)
@@ -141,25 +142,6 @@ def chunk_shots(plan: ShotPlan, max_keyframes: int) -> list[list[int]]:
     if current:
         chunks.append(current)
     return chunks
-
-
-def result_of(job: dict[str, Any]) -> dict[str, Any]:
-    """The public result of ``video_inst.ingest`` (also in the callback body)."""
-    counts = job["counts"]
-    status = job["status"]
-    if status == "done":
-        status = counts.get("outcome", "done")
-    return {
-        "job_id": job["job_id"],
-        "video_id": job["video_id"],
-        "status": status,
-        "path": job["path"],
-        "shots": int(counts.get("shots", 0)),
-        "keyframes": int(counts.get("keyframes", 0)),
-        "tracks": int(counts.get("tracks", 0)),
-        "error": job["error"],
-        "warnings": list(counts.get("warnings", [])),
-    }
 
 
 def count_delivery(catalog: Catalog, job_id: str, step: str) -> int:

@@ -252,10 +252,10 @@ def resolve_clip_weights(settings: Settings) -> ClipWeights:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' means CUDA where present; a string like 'cuda:1' is passed through."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """:func:`video_inst.models.device.resolve_device` as a ``torch.device``."""
+    from video_inst.models.device import resolve_device as resolve
+
+    return torch.device(resolve(None if device is None else str(device)))
 
 
 def _build_model(model_name: str) -> torch.nn.Module:

@@ -1,7 +1,6 @@
 """``video-inst worker``, ``video-inst jobs`` and ``video-inst ingest-archive``: the queue commands.
 
-Registered on the main group when ``video_inst.cli`` imports this module; also runnable
-as ``python -m video_inst.cli_jobs ...``.
+Registered on the ``video-inst`` group by ``video_inst.cli.app``.
 
 Example::
 
@@ -19,21 +18,12 @@ from typing import Any
 
 import click
 
-from video_inst.cli import _Counter, main
+from video_inst.cli.output import Counter, emit, fail
 from video_inst.config import get_settings
 from video_inst.errors import VideoInstError
 
 
-def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
-
-
-def _fail(exc: VideoInstError) -> None:
-    click.echo(f"error: {exc.message}", err=True)
-    sys.exit(1)
-
-
-@main.command()
+@click.command()
 @click.option(
     "--queues",
     default="ingest,analyse,index",
@@ -64,7 +54,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, hostn
             hostname=hostname,
         )
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _job_line(job: dict[str, Any]) -> str:
@@ -75,7 +65,7 @@ def _job_line(job: dict[str, Any]) -> str:
     return line
 
 
-@main.command()
+@click.command()
 @click.argument("job_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON: a list of jobs, or one job (with its report).")
 @click.option(
@@ -95,21 +85,21 @@ def jobs(
         try:
             job = state.require_job(catalog, job_id)
         except VideoInstError as exc:
-            _fail(exc)
+            fail(exc)
             return
         if job["kind"] == "archive":
             job["report"] = archive.report_of(catalog, job_id)
         elif job["kind"] == "ingest":
             job["result"] = pipeline.result_of(job)
         if as_json:
-            _emit(job)
+            emit(job)
         else:
             click.echo(_job_line(job))
             click.echo(json.dumps(job.get("report") or job["counts"], indent=2))
         return
     rows = state.list_jobs(catalog, status=statuses or None, parent_id=parent_id, limit=limit)
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     for job in rows:
         click.echo(_job_line(job))
@@ -128,7 +118,7 @@ def _print_report(report: dict[str, Any], run: dict[str, Any] | None) -> None:
         click.echo(f"  failed: {failure['error']}")
 
 
-@main.command("ingest-archive")
+@click.command("ingest-archive")
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--pattern", default=None, help="Glob on file names (or on relative paths if it has '/').")
 @click.option("--wait", is_flag=True, help="Wait until every file has been ingested or has failed.")
@@ -167,7 +157,7 @@ def ingest_archive(
     settings = get_settings()
     catalog = get_catalog(settings)
     tty = sys.stderr.isatty() and not as_json
-    walk_bar = _Counter("walk", tty)
+    walk_bar = Counter("walk", tty)
     try:
         run = archive.run_archive(
             root,
@@ -184,11 +174,11 @@ def ingest_archive(
         )
     except VideoInstError as exc:
         walk_bar.close()
-        _fail(exc)
+        fail(exc)
         return
     walk_bar.close()
     if wait and not in_process:
-        wait_bar = _Counter("ingest", tty)
+        wait_bar = Counter("ingest", tty)
         try:
             report = archive.wait_archive(
                 run.job_id,
@@ -199,7 +189,7 @@ def ingest_archive(
             )
         except VideoInstError as exc:
             wait_bar.close()
-            _fail(exc)
+            fail(exc)
             return
         wait_bar.close()
     else:
@@ -207,11 +197,7 @@ def ingest_archive(
     report["walk"] = run.summary()
     report["skipped_paths"] = run.skipped
     if as_json:
-        _emit(report)
+        emit(report)
     else:
         _print_report(report, run.summary())
     sys.exit(1 if report["failed"] else 0)
-
-
-if __name__ == "__main__":
-    main()

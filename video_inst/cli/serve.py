@@ -1,6 +1,6 @@
 """``video-inst serve`` (the HTTP API and search page) and ``video-inst export`` (hits or tracks as a file).
 
-Registered on the main group when ``video_inst.cli`` imports this module. ``export`` runs
+Registered on the ``video-inst`` group by ``video_inst.cli.app``. ``export`` runs
 the same search as ``video-inst search`` (``run_search``) and writes it through
 ``video_inst.export``, exactly what ``POST /export`` answers.
 
@@ -19,14 +19,14 @@ from typing import Any
 
 import click
 
-from video_inst.cli import main, run_search
+from video_inst.cli.commands import run_search
 from video_inst.config import get_settings
 from video_inst.errors import VideoInstError
 
 EXPORT_FORMATS = ["otio", "edl", "fcpxml", "fcp7", "csv"]
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -60,7 +60,7 @@ def serve(host: str, port: int, ingest_mode: str, root_path: str, log_level: str
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level=log_level)
 
 
-@main.command("export")
+@click.command("export")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="File format.")
 @click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
 @click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")

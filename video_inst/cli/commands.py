@@ -1,4 +1,4 @@
-"""``video-inst``: the command line editing tools and acceptance checks use.
+"""The catalog, ingest, search, index and model-space commands of ``video-inst``.
 
 A thin shell: each command parses arguments, calls one library function and prints
 JSON (``--json``) or a short table. Exit code 1 when any item failed, 2 on usage errors.
@@ -11,36 +11,20 @@ Example::
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from video_inst.cli.output import Counter, StageBar, emit, fail, video_ids
 from video_inst.config import get_settings
 from video_inst.errors import VideoInstError
-
-
-def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
-
-
-def _fail(exc: VideoInstError) -> None:
-    click.echo(f"error: {exc.message}", err=True)
-    sys.exit(1)
-
-
-@click.group()
-@click.version_option(package_name="video_inst")
-def main() -> None:
-    """Find every shot that contains an object or a described subject."""
-
 
 # --- database ----------------------------------------------------------------------
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Catalog schema (Alembic)."""
 
@@ -96,55 +80,7 @@ def db_current() -> None:
 # --- ingest ------------------------------------------------------------------------
 
 
-class _Bar:
-    """A tqdm bar per video on a terminal; silent otherwise."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=100, desc=label, unit="%", leave=False, file=sys.stderr)
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(stage)
-            self.bar.n = int(round(fraction * 100))
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _Counter:
-    """A tqdm bar on a terminal, nothing otherwise."""
-
-    def __init__(
-        self, desc: str, enabled: bool, total: int | None = None, unit: str = "file", leave: bool = False
-    ) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave)
-
-    def update(self, n: int, total: int | None = None, postfix: str | None = None) -> None:
-        if self.bar is None:
-            return
-        if total is not None:
-            self.bar.total = total
-        self.bar.n = n
-        if postfix:
-            self.bar.set_postfix_str(postfix, refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line per video.")
 @click.option("--force", is_flag=True, help="Ingest again even if this content is in the catalog.")
@@ -168,10 +104,10 @@ def ingest(
         try:
             ids = enqueue_ingest(paths, force=force, analyse=not no_analyse, callback_url=callback_url)
         except VideoInstError as exc:
-            _fail(exc)
+            fail(exc)
         for path, job_id in zip(paths, ids):
             if as_json:
-                _emit({"job_id": job_id, "path": str(path), "status": "queued"})
+                emit({"job_id": job_id, "path": str(path), "status": "queued"})
             else:
                 click.echo(job_id)
         return
@@ -179,14 +115,14 @@ def ingest(
     any_failed = False
     show_bar = sys.stderr.isatty()
     for path in paths:
-        bar = _Bar(path.name, show_bar)
+        bar = StageBar(path.name, show_bar)
         try:
             result = ingest_path(path, force=force, analyse=not no_analyse, progress=bar)
         finally:
             bar.close()
         any_failed |= result.status == "failed"
         if as_json:
-            _emit(result.to_json())
+            emit(result.to_json())
         else:
             line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
             line += f" tracks={result.tracks} {result.seconds:.1f}s"
@@ -201,7 +137,7 @@ def ingest(
 # --- catalog views -------------------------------------------------------------------
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True)
 def videos(as_json: bool) -> None:
     """The catalog's videos."""
@@ -212,7 +148,7 @@ def videos(as_json: bool) -> None:
     with get_catalog().session() as s:
         rows = [video_row(v) for v in repo.list_videos(s)]
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     for row in rows:
         size = f"{row['width']}x{row['height']}" if row["width"] else "-"
@@ -243,7 +179,7 @@ def shots_json(video: Any, shots: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-@main.command()
+@click.command()
 @click.argument("video")
 @click.option("--json", "as_json", is_flag=True)
 def shots(video: str, as_json: bool) -> None:
@@ -256,9 +192,9 @@ def shots(video: str, as_json: bool) -> None:
             row = repo.find_video(s, ref=video)
             data = shots_json(row, repo.list_shots(s, video_id=row.id))
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
-        _emit(data)
+        emit(data)
         return
     for shot in data:
         click.echo(
@@ -267,7 +203,7 @@ def shots(video: str, as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.argument("video")
 def delete(video: str) -> None:
     """Delete VIDEO with its shots, tracks, vectors and thumbnails."""
@@ -276,21 +212,11 @@ def delete(video: str) -> None:
     try:
         video_id = delete_video(video)
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"deleted video {video_id}")
 
 
 # --- search ------------------------------------------------------------------------
-
-
-def _video_ids(refs: tuple[str, ...]) -> list[int] | None:
-    if not refs:
-        return None
-    from video_inst.catalog import repo
-    from video_inst.catalog.db import get_catalog
-
-    with get_catalog().session() as s:
-        return [repo.find_video(s, ref=r).id for r in refs]
 
 
 def run_search(**options: Any) -> Any:
@@ -306,7 +232,7 @@ def run_search(**options: Any) -> Any:
         track_id=options.get("track"),
         top_k=options.get("top_k") or get_settings().default_top_k,
         min_score=options.get("min_score"),
-        video_ids=_video_ids(tuple(options.get("video") or ())),
+        video_ids=video_ids(tuple(options.get("video") or ())),
         label=options.get("label"),
     )
     return search(query)
@@ -327,7 +253,7 @@ def _print_hits(result: Any) -> None:
         )
 
 
-@main.command("search")
+@click.command("search")
 @click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
 @click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")
 @click.option("--text", help="Described subject, e.g. 'a red umbrella'.")
@@ -342,11 +268,11 @@ def search_command(as_json: bool, **options: Any) -> None:
     try:
         result = run_search(**options)
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         for note in result.notes:  # stdout stays the JSON list of hits
             click.echo(f"note: {note}", err=True)
-        _emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
+        emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
     else:
         _print_hits(result)
 
@@ -354,7 +280,7 @@ def search_command(as_json: bool, **options: Any) -> None:
 # --- indexes -------------------------------------------------------------------------------
 
 
-@main.group()
+@click.group()
 def index() -> None:
     """FAISS indexes (derived from the vectors in SQL)."""
 
@@ -400,7 +326,7 @@ def index_check(as_json: bool) -> None:
             }
         )
     if as_json:
-        _emit(rows)
+        emit(rows)
     else:
         for row in rows:
             click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
@@ -410,7 +336,7 @@ def index_check(as_json: bool) -> None:
 # --- demo ----------------------------------------------------------------------------------
 
 
-@main.command()
+@click.command()
 def demo() -> None:
     """Render a sample clip, ingest it, show its shots and run a crop search (no media, no network)."""
     from video_inst.demo import render_query, render_sample
@@ -443,7 +369,7 @@ def demo() -> None:
     _print_hits(run_search(image=str(query), top_k=4))
 
 
-@main.command()
+@click.command()
 @click.option(
     "--space",
     type=click.Choice(["clip", "dasr"]),
@@ -455,11 +381,11 @@ def reindex(space: str, as_json: bool) -> None:
     """Fill the configured model's space for every ingested video (resumable; old space answers meanwhile)."""
     from video_inst.reindex import reindex_clip, reindex_dasr
 
-    bar = _Counter(f"reindex {space}", sys.stderr.isatty() and not as_json, unit="video", leave=True)
+    bar = Counter(f"reindex {space}", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:
         report = (reindex_clip if space == "clip" else reindex_dasr)(progress=bar.update)
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         bar.close()
     data = {
@@ -470,7 +396,7 @@ def reindex(space: str, as_json: bool) -> None:
         "failed": [{"video_id": v, "error": e} for v, e in report.failed],
     }
     if as_json:
-        _emit(data)
+        emit(data)
     else:
         click.echo(
             f"{report.space}: {len(report.done)} re-indexed, {len(report.skipped)} already done, "
@@ -481,7 +407,7 @@ def reindex(space: str, as_json: bool) -> None:
     sys.exit(1 if report.failed else 0)
 
 
-@main.group()
+@click.group()
 def spaces() -> None:
     """Model spaces: which answers searches, how complete each is, dropping an old one."""
 
@@ -515,7 +441,7 @@ def spaces_list(as_json: bool) -> None:
                 )
                 rows += _derived_rows(s, space, total)
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     for row in rows:
         flags = " ".join(f for f in ("active", "configured") if row[f])
@@ -562,19 +488,7 @@ def spaces_drop(name: str, force: bool) -> None:
     try:
         removed = drop_space(name, force=force)
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"dropped {name}: {removed['tracks']} tracks, {removed['vectors']} vectors")
     for derived in removed["derived"]:
         click.echo(f"dropped {derived} with it (a whitened copy of it)")
-
-
-# Commands of the worker and API layers register themselves on `main`.
-from video_inst import cli_api, cli_jobs, cli_whiten  # noqa: E402, F401
-
-if __name__ == "__main__":
-    # ``python -m video_inst.cli`` runs this file as ``__main__``, a second copy of the module:
-    # cli_api and cli_jobs registered their commands on the group of ``video_inst.cli`` (the
-    # copy they import), not on this one. Run that group, as the ``video-inst`` script does.
-    from video_inst.cli import main as registered_main
-
-    registered_main()

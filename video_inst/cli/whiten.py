@@ -1,6 +1,6 @@
 """``video-inst fit-whitening``: fit a PCA-whitening of the DASR space and fill its derived space.
 
-Registered on the main group when ``video_inst.cli`` imports this module. The work is
+Registered on the ``video-inst`` group by ``video_inst.cli.app``. The work is
 ``video_inst.whitened_spaces.fit_whitened_space``; see docs/VECTORS.md for when it helps.
 
 Example::
@@ -14,12 +14,12 @@ import sys
 
 import click
 
-from video_inst.cli import _Counter, _emit, _fail, _video_ids, main
+from video_inst.cli.output import Counter, emit, fail, video_ids
 from video_inst.errors import VideoInstError
 from video_inst.whitening import WhiteningError
 
 
-@main.command("fit-whitening")
+@click.command("fit-whitening")
 @click.option("--sample", default=50_000, show_default=True, type=int, help="Stored vectors to fit on.")
 @click.option("--dim", type=int, help="Output dimension (default: the DASR space's).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random sample.")
@@ -46,10 +46,10 @@ def fit_whitening_command(
     """Fit PCA-whitening on stored DASR vectors; write the whitened copy of every vector (resumable)."""
     from video_inst.whitened_spaces import fit_whitened_space
 
-    bar = _Counter("whiten", sys.stderr.isatty() and not as_json, unit="video", leave=True)
+    bar = Counter("whiten", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:
         shrink = _shrinkage(shrinkage)
-        sample_videos = _video_ids(video)
+        sample_videos = video_ids(video)
         report = fit_whitened_space(
             sample_videos=sample_videos,
             base_name=base_name,
@@ -61,7 +61,7 @@ def fit_whitening_command(
             progress=bar.update,
         )
     except VideoInstError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         bar.close()
     data = {
@@ -79,7 +79,7 @@ def fit_whitening_command(
         "vanished": report.vanished,
     }
     if as_json:
-        _emit(data)
+        emit(data)
         return
     verb = "resumed" if report.resumed else "fitted on"
     click.echo(
