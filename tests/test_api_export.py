@@ -216,8 +216,22 @@ def test_cli_tracks_export_is_the_api_file(
             main, ["export", "--format", "csv", "--video-tracks", str(video_id), "-o", str(out)]
         )
         missing = CliRunner().invoke(main, ["export", "--format", "csv", "--video-tracks", "987654"])
+        other = tmp_path / "other.csv"
+        other.write_bytes(b"an editor's own file")
+        again = ["export", "--format", "csv", "--video-tracks", str(video_id), "-o", str(other)]
+        refused = CliRunner().invoke(main, again)
+        kept = other.read_bytes()
+        forced = CliRunner().invoke(main, [*again, "--force"])
+        zero = CliRunner().invoke(main, ["export", "--format", "csv", "--text", "bird", "--top-k", "0"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == over_http
     assert missing.exit_code == 1 and "987654" in missing.output
+    # -o never overwrites silently: refused (exit 1, file untouched) unless --force.
+    assert refused.exit_code == 1 and "--force" in refused.output
+    assert kept == b"an editor's own file"
+    assert forced.exit_code == 0, forced.output
+    assert other.read_bytes() == over_http
+    # --top-k 0 is a usage error, not "the default".
+    assert zero.exit_code == 2 and "--top-k" in zero.output

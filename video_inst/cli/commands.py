@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,27 @@ def delete(video: str) -> None:
 # --- search ------------------------------------------------------------------------
 
 
+def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The query options of ``search`` and ``export``, read by :func:`run_search`."""
+    options = [
+        click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame."),
+        click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image)."),
+        click.option("--text", help="Described subject, e.g. 'a red umbrella'."),
+        click.option("--track", type=int, help="More like this: a stored track id as the query."),
+        click.option(
+            "--top-k",
+            type=click.IntRange(min=1),
+            help="Number of shots (default: VIDEO_INST_DEFAULT_TOP_K).",
+        ),
+        click.option("--min-score", type=float, help="Drop hits scoring below this."),
+        click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
+        click.option("--label", help="Only tracks carrying this label (e.g. bird)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def run_search(**options: Any) -> Any:
     """Build a Query from CLI options and run it (shared by ``search`` and ``demo``)."""
     from video_inst.media.images import load_image, parse_box
@@ -230,7 +252,7 @@ def run_search(**options: Any) -> Any:
         box=parse_box(options.get("box")),
         text=options.get("text"),
         track_id=options.get("track"),
-        top_k=options.get("top_k") or get_settings().default_top_k,
+        top_k=options["top_k"] if options.get("top_k") is not None else get_settings().default_top_k,
         min_score=options.get("min_score"),
         video_ids=video_ids(tuple(options.get("video") or ())),
         label=options.get("label"),
@@ -254,14 +276,7 @@ def _print_hits(result: Any) -> None:
 
 
 @click.command("search")
-@click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
-@click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")
-@click.option("--text", help="Described subject, e.g. 'a red umbrella'.")
-@click.option("--track", type=int, help="More like this: a stored track id as the query.")
-@click.option("--top-k", type=int, help="Number of shots to return.")
-@click.option("--min-score", type=float)
-@click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable.")
-@click.option("--label", help="Only tracks carrying this label (e.g. bird).")
+@query_options
 @click.option("--json", "as_json", is_flag=True)
 def search_command(as_json: bool, **options: Any) -> None:
     """Find the shots that contain an object (image/box), a subject (text) or a track."""

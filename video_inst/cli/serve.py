@@ -19,7 +19,8 @@ from typing import Any
 
 import click
 
-from video_inst.cli.commands import run_search
+from video_inst.cli.commands import query_options, run_search
+from video_inst.cli.output import fail
 from video_inst.config import get_settings
 from video_inst.errors import VideoInstError
 
@@ -62,26 +63,21 @@ def serve(host: str, port: int, ingest_mode: str, root_path: str, log_level: str
 
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="File format.")
-@click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")
-@click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image).")
-@click.option("--text", help="Described subject, e.g. 'a red umbrella'.")
-@click.option("--track", type=int, help="More like this: a stored track id as the query.")
-@click.option("--top-k", type=int, help="Number of shots to export.")
-@click.option("--min-score", type=float)
-@click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable.")
-@click.option("--label", help="Only tracks carrying this label (e.g. bird).")
+@query_options
 @click.option("--video-tracks", help="Instead of a search: every track of this video (id or path).")
 @click.option("--title", help="Timeline name (default: from the query).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default: stdout).")
+@click.option("--force", is_flag=True, help="With -o: replace an existing file.")
 def export_command(
-    fmt: str, video_tracks: str | None, title: str | None, output: Path | None, **options: Any
+    fmt: str, video_tracks: str | None, title: str | None, output: Path | None, force: bool, **options: Any
 ) -> None:
     """Write search hits (or a video's tracks) as OTIO, CMX3600 EDL, FCPXML, FCP7 XML or CSV."""
+    if output is not None and output.exists() and not force:
+        fail(VideoInstError(f"{output} exists; pass --force to replace it"))  # before the search runs
     try:
         data = export_bytes(fmt, video_tracks=video_tracks, title=title, **options)
     except VideoInstError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
+        fail(exc)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
