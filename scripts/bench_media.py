@@ -59,6 +59,7 @@ SOURCES = [  # (clip, start s): 3 s shots cut from the shared clips, cycled
 ]
 BENCH_CLIPS = {  # name: (width, height, fps, seconds)
     "bench_720p25.mp4": (1280, 720, Fraction(25), 40),
+    "bench_720p25_60s.mp4": (1280, 720, Fraction(25), 60),  # scripts/profile_ingest.py (issue 15)
     "bench_1080p30.mp4": (1920, 1080, Fraction(30), 40),
 }
 
