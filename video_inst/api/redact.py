@@ -24,7 +24,8 @@ from video_inst.config import Settings
 log = logging.getLogger(__name__)
 
 WEIGHTS_NOTE = (
-    "no CLIP weights on this server: answered from labels (the server log names the missing weights)"
+    "no CLIP weights on this server: answered from labels (VIDEO_INST_CLIP_WEIGHTS names them; "
+    "the server log says which file is missing)"
 )
 WEIGHTS_ERROR = (
     "model weights this request needs are not installed on this server; the server log names "
