@@ -521,3 +521,39 @@ def test_redact_replaces_whole_server_path_prefixes_only(tmp_path: Path) -> None
     assert public_note(f"no CLIP weights, answered from labels: put it in {cache}", settings) == WEIGHTS_NOTE
     assert public_message("weights_missing", f"no weights in {cache}", settings) == WEIGHTS_ERROR
     assert str(Path.home()) not in redact(f"see {cache}/x.bin", settings)
+
+
+def test_thumbnails_are_served_only_from_inside_the_data_directory(served: Served) -> None:
+    from sqlalchemy import update
+
+    from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.models import Keyframe
+    from video_inst.config import Settings
+
+    video = served.videos["sintel_snow.mp4"]
+    url = _keyframes(served, video)[0]["thumbnail_url"]
+    keyframe_id = int(url.rsplit("/", 1)[1].split(".")[0])
+    file = _thumbnail_file(served, url)
+    assert httpx.get(served.url(url), timeout=30).status_code == 200
+    original = file.read_bytes()
+    file.unlink()
+    file.symlink_to(served.outside / "secret.mp4")  # the JPEG swapped for a symlink out
+    try:
+        refused(served, httpx.get(served.url(url), timeout=30), 403, "outside_data_dir")
+    finally:
+        file.unlink()
+        file.write_bytes(original)
+    catalog = get_catalog(Settings(home=served.home, database_url=None))
+    with catalog.session() as s:
+        stored = s.get(Keyframe, keyframe_id).thumbnail
+        s.execute(
+            update(Keyframe).where(Keyframe.id == keyframe_id).values(thumbnail="../../outside/secret.mp4")
+        )
+        s.commit()
+    try:
+        refused(served, httpx.get(served.url(url), timeout=30), 403, "outside_data_dir")
+    finally:
+        with catalog.session() as s:
+            s.execute(update(Keyframe).where(Keyframe.id == keyframe_id).values(thumbnail=stored))
+            s.commit()
+    assert httpx.get(served.url(url), timeout=30).content == original
