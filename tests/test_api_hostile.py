@@ -557,3 +557,16 @@ def test_thumbnails_are_served_only_from_inside_the_data_directory(served: Serve
             s.execute(update(Keyframe).where(Keyframe.id == keyframe_id).values(thumbnail=stored))
             s.commit()
     assert httpx.get(served.url(url), timeout=30).content == original
+
+
+def test_oversized_forms_are_refused(served: Served) -> None:
+    message = refused(served, httpx.post(served.url("/search"), data={f"f{i}": "x" for i in range(101)}), 400)
+    assert "fields" in message
+    two = [("image", ("a.png", b"x", "image/png")), ("image", ("b.png", b"y", "image/png"))]
+    assert "files" in refused(served, httpx.post(served.url("/search"), files=two), 400)
+    two_uploads = [("file", ("a.mp4", b"x", "video/mp4")), ("file", ("b.mp4", b"y", "video/mp4"))]
+    response = httpx.post(served.url("/ingest/upload"), files=two_uploads, headers=served.auth)
+    assert "files" in refused(served, response, 400)
+    refused(
+        served, httpx.post(served.url("/search"), data={"image": "not a file part"}), 422, "invalid_request"
+    )
