@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from video_inst.api.errors import ApiError
 from video_inst.config import Settings
 
@@ -180,9 +182,9 @@ def thumbnail_path(settings: Settings, relative: str) -> Path | None:
     return path if folder in path.parents else None
 
 
-def regenerate_thumbnail(fh: BinaryIO, keyframe: Any, video: Any, dest: Path, settings: Settings) -> None:
-    """Decode one keyframe from the opened, checked source and write its JPEG to ``dest``."""
-    from video_inst.media.decode import decode_keyframes, write_thumbnail
+def decode_keyframe(fh: BinaryIO, keyframe: Any, video: Any) -> np.ndarray | None:
+    """The RGB picture of one catalog keyframe, decoded from the opened, checked source."""
+    from video_inst.media.decode import decode_keyframes
     from video_inst.media.types import Keyframe
 
     wanted = Keyframe(
@@ -191,5 +193,5 @@ def regenerate_thumbnail(fh: BinaryIO, keyframe: Any, video: Any, dest: Path, se
     by_fd = Path(f"/proc/self/fd/{fh.fileno()}")  # the very file that was checked (Linux)
     source = by_fd if by_fd.exists() else _fd_path(fh, Path(video.path))
     for _, rgb in decode_keyframes(source, [wanted], rotation=int(video.rotation or 0), threads=1):
-        write_thumbnail(rgb, dest, settings.thumbnail_max_side)
-        return
+        return rgb
+    return None

@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from video_inst.api.deps import ApiState, get_state
 from video_inst.api.errors import ApiError
-from video_inst.api.files import regenerate_thumbnail, thumbnail_path
+from video_inst.api.files import decode_keyframe, thumbnail_path
 from video_inst.api.routes.videos import VideoId, get_video
 from video_inst.api.schemas import MAX_ID, error_responses
 from video_inst.catalog.models import Keyframe
@@ -144,7 +144,7 @@ def video_media(video_id: VideoId, request: Request, state: ApiState = Depends(g
 @router.get(
     "/thumbnails/{video_id}/{keyframe_id}.jpg",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(403, 404, 409, 422)},
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(403, 404, 409, 422, 503)},
     summary="JPEG of a keyframe (hits carry this URL as thumbnail_url); a missing one is decoded again",
 )
 def thumbnail(
@@ -162,6 +162,7 @@ def thumbnail(
         s.expunge(keyframe)
         s.expunge(video)
     from video_inst.ingest import thumbnail_relpath
+    from video_inst.media.decode import write_thumbnail
 
     relative = keyframe.thumbnail or thumbnail_relpath(video.content_hash or "", int(keyframe.pts))
     path = thumbnail_path(state.settings, relative)
@@ -174,7 +175,7 @@ def thumbnail(
     if not path.is_file():
         try:
             with state.files.open(video, state.settings) as (fh, _):
-                regenerate_thumbnail(fh, keyframe, video, path, state.settings)
+                rgb = decode_keyframe(fh, keyframe, video)
         except ApiError as exc:
             raise ApiError(
                 exc.status_code,
@@ -188,12 +189,16 @@ def thumbnail(
                 "missing_file",
                 f"the thumbnail of keyframe {keyframe_id} is missing and its frame cannot be decoded",
             ) from None
-        if not path.is_file():
+        if rgb is None:
             raise ApiError(404, "missing_file", f"the thumbnail of keyframe {keyframe_id} is missing")
-        if not keyframe.thumbnail:
-            with state.catalog.session() as s:
-                row = s.get(Keyframe, keyframe_id)
-                if row is not None:
-                    row.thumbnail = relative
-                    s.commit()
+        try:
+            write_thumbnail(rgb, path, state.settings.thumbnail_max_side)
+        except OSError:
+            log.warning("thumbnail of keyframe %s: cannot write %s", keyframe_id, path, exc_info=True)
+            raise ApiError(
+                503,
+                "unavailable",
+                f"the thumbnail of keyframe {keyframe_id} is missing and cannot be written again "
+                "(the data directory is not writable)",
+            ) from None
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
