@@ -50,6 +50,12 @@ class NotAnImageError(VideoInstError):
     code = "not_an_image"
 
 
+class ImageTooLargeError(NotAnImageError):
+    """A query image with more pixels than the decompression-bomb limit (media/images.py)."""
+
+    code = "image_too_large"
+
+
 class OutsideMediaRootsError(VideoInstError):
     code = "outside_media_roots"
 

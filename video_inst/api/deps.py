@@ -13,12 +13,13 @@ Example::
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
 from video_inst.api.errors import ApiError
+from video_inst.api.files import SourceChecks
 from video_inst.catalog.db import Catalog
 from video_inst.config import Settings
 
@@ -28,6 +29,7 @@ class ApiState:
     settings: Settings
     catalog: Catalog
     ingest: Any  # video_inst.api.ingest_runner.IngestRunner
+    files: SourceChecks = field(default_factory=SourceChecks)  # serve-time checks of source files
 
 
 def get_state(request: Request) -> ApiState:

@@ -31,6 +31,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "missing_file": 404,
     "not_an_image": 415,
+    "image_too_large": 413,
     "media_error": 415,
     "empty_file": 415,
     "not_a_video": 415,
@@ -84,8 +85,19 @@ def status_for(exc: VideoInstError) -> int:
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    """The field's dotted name without the request part it came from (a field may be called 'path')."""
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in _SOURCES else loc)]
     return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+_SOURCES = ("body", "query", "path", "header", "form", "cookie")
+NO_NUL = r"^[^\x00]*$"  # schemas.py: text fields refuse NUL bytes (PostgreSQL cannot store them)
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
+        return "contains a NUL byte"
+    return str(error.get("msg", "invalid"))
 
 
 def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str]:
@@ -94,7 +106,7 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str]:
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "")
         return 400, "malformed_json", f"the request body is not valid JSON: {reason}".rstrip(": ")
-    parts = [f"{_where(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:5]]
+    parts = [f"{_where(tuple(e.get('loc', ())))}: {_message(e)}" for e in errors[:5]]
     if len(errors) > 5:
         parts.append(f"and {len(errors) - 5} more")
     return 422, "invalid_request", "; ".join(parts)
@@ -104,8 +116,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """One handler per family of exception; every one answers the same JSON shape."""
 
     @app.exception_handler(VideoInstError)
-    async def _library(_request: Request, exc: VideoInstError) -> JSONResponse:
-        return error_response(status_for(exc), exc.code, exc.message)
+    async def _library(request: Request, exc: VideoInstError) -> JSONResponse:
+        from video_inst.api.redact import public_message
+
+        message = public_message(exc.code, exc.message, request.app.state.vi.settings)
+        return error_response(status_for(exc), exc.code, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from video_inst.api.errors import NO_NUL
 from video_inst.config import Settings
 
 MAX_ID = 2**53 - 1  # ids the API takes: exact in JSON and JavaScript; larger ones are refused (422)
@@ -22,7 +23,7 @@ MAX_OFFSET = 1_000_000
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Text = Annotated[str, StringConstraints(max_length=2000)]
+Text = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]  # PostgreSQL cannot store NUL
 ExportFormat = Literal["otio", "edl", "fcpxml", "fcp7", "csv"]
 
 
@@ -238,7 +239,7 @@ class JobOut(BaseModel):
 class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")] = Field(
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)] = Field(
         description="A file under the configured media roots."
     )
     force: bool = Field(False, description="Ingest again even if this content is in the catalog.")

@@ -29,6 +29,7 @@ from starlette.datastructures import UploadFile
 from video_inst.api.deps import ApiState, get_state, root_of
 from video_inst.api.errors import ApiError
 from video_inst.api.ingest_runner import safe_filename
+from video_inst.api.redact import public_note
 from video_inst.api.schemas import (
     ExportFormat,
     PreparedImageOut,
@@ -136,7 +137,9 @@ async def search_endpoint(request: Request, state: ApiState = Depends(get_state)
     started = time.perf_counter()
     result = await run_in_threadpool(run_query, body, state)
     searched = time.perf_counter()
-    response = JSONResponse(search_json(result, root_of(request)))
+    answer = search_json(result, root_of(request))
+    answer["notes"] = [public_note(n, state.settings) for n in answer["notes"]]
+    response = JSONResponse(answer)
     # Where the time went, for browsers' dev tools and scripts/bench_api.py (W3C Server-Timing).
     search_ms, serialise_ms = (searched - started) * 1000, (time.perf_counter() - searched) * 1000
     response.headers["Server-Timing"] = f"search;dur={search_ms:.1f}, serialise;dur={serialise_ms:.1f}"
