@@ -310,6 +310,17 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench" / "eval_hard")
     ap.add_argument("--top-k", type=int, default=50)
     ap.add_argument("--json", type=Path, help="write every figure and per-query row here")
+    ap.add_argument(
+        "--home",
+        type=Path,
+        help="keep the catalog here and reuse it (query-side settings only; default: temp)",
+    )
+    ap.add_argument("--tiles", type=int, default=0, help="Settings.dasr_tiles to ingest with (0: default)")
+    ap.add_argument(
+        "--query-sides",
+        default="",
+        help="Settings.search_query_sides to search with, e.g. 64,128 (empty: default)",
+    )
     args = ap.parse_args()
     from video_inst.catalog.db import get_catalog
     from video_inst.config import Settings
@@ -325,13 +336,16 @@ def main() -> None:
     occ_of: dict[str, list[dict]] = {}
     for o in truth["occurrences"]:
         occ_of.setdefault(o["name"], []).append(o)
-    with tempfile.TemporaryDirectory(prefix="eval_hard_") as home:
-        settings = Settings(home=Path(home), database_url=None)
+    with tempfile.TemporaryDirectory(prefix="eval_hard_") as tmp_home:
+        settings = Settings(home=args.home or Path(tmp_home), database_url=None, dasr_tiles=args.tiles)
         t0 = time.perf_counter()
         result = ingest_path(folder / "edit.mp4", settings=settings, catalog=get_catalog(settings))
         t_ingest = time.perf_counter() - t0
-        if result.status != "done":
+        if result.status not in ("done", "skipped") or result.video_id is None:
             raise SystemExit(f"ingest failed: {result.error}")
+        if args.query_sides:
+            sides = tuple(int(v) for v in args.query_sides.split(",") if v)
+            settings = settings.model_copy(update={"search_query_sides": sides})
         searcher = Searcher(settings)
         frames_kf, frame_vecs = _frame_rows(searcher, result.video_id)
         shot_at = lambda t: min(int(round(t * FPS)) // n, len(truth["shots"]) - 1)  # noqa: E731
