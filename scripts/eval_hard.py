@@ -319,7 +319,7 @@ def main() -> None:
     ap.add_argument(
         "--query-sides",
         default="",
-        help="Settings.search_query_sides to search with, e.g. 64,128 (empty: default)",
+        help="Settings.search_query_sides to search with, e.g. 64,128; none: one scale (empty: default)",
     )
     args = ap.parse_args()
     from video_inst.catalog.db import get_catalog
@@ -344,7 +344,7 @@ def main() -> None:
         if result.status not in ("done", "skipped") or result.video_id is None:
             raise SystemExit(f"ingest failed: {result.error}")
         if args.query_sides:
-            sides = tuple(int(v) for v in args.query_sides.split(",") if v)
+            sides = tuple(int(v) for v in args.query_sides.split(",") if v and v != "none")
             settings = settings.model_copy(update={"search_query_sides": sides})
         searcher = Searcher(settings)
         frames_kf, frame_vecs = _frame_rows(searcher, result.video_id)
