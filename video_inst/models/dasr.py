@@ -635,7 +635,8 @@ class DasrExtractor:
                 interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
                 resized = np.ascontiguousarray(cv2.resize(image, size, interpolation=interp))
                 sy, sx = size[1] / src_h, size[0] / src_w
-                feats, _ = self._query_features(resized)
+                with self._autocast(self.query_autocast):  # not cached: keep the LRU for main-scale maps
+                    feats = self.backbone.features(self._to_input([resized])).float()
                 rois = feats.new_tensor([[0.0, x0 * sx, y0 * sy, x1 * sx, y1 * sy]])
                 vec, _ = pool_boxes(feats, rois, stride=bb.stride, pooling=p.pooling, gem_p=p.gem_p)
                 out.append(vec[0].float().cpu().numpy())
