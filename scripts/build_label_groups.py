@@ -129,6 +129,9 @@ GROUPS: dict[str, tuple[list[int | str], list[str], list[str]]] = {
     "bottle": ([440, 720, 737, 898, 901, 907], [], ["container"]),
     "jug": ([725, 899, 901], ["pitcher"], ["container"]),
     "cup": ([504, 968, 647], ["mug"], ["drinkware"]),
+    # everyday words for what the cup holds (issue 11: "coffee" found nothing exact)
+    "coffee": ([504, 505, 550, 967, 968], ["cappuccino", "latte"], []),
+    "tea": ([849, 968], ["teacup"], []),
     "drinking glass": ([441, 572], ["glass", "goblet"], ["drinkware"]),
     "drinkware": ([], ["tableware"], []),
     "bowl": ([659, 809], [], ["kitchenware"]),

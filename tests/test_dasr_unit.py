@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, NotAnImageError
 from video_inst.models.backbones import get_backbone
 from video_inst.models.backbones.excitation import excitation_rule
@@ -367,3 +368,40 @@ def test_settings_default_input_size_is_the_dasr_default() -> None:
 
     assert Settings().dasr_input_size == DasrParams().input_size
     assert Settings().dasr_pooling == DasrParams().pooling
+
+
+def test_query_sides_pool_the_box_at_each_scale(effnet, frames) -> None:
+    """A side equal to the box's size at the default scale gives the default query vector."""
+    dasr = DasrExtractor(effnet, DasrParams(input_size=384))
+    frame = frames[0]
+    h, w = frame.shape[:2]
+    box = (w * 0.25, h * 0.25, w * 0.75, h * 0.6)
+    default_side = (box[2] - box[0]) * 384 / max(h, w)
+    vecs = dasr.embed_query_sides(frame, box, [round(default_side), 48])
+    assert vecs.shape == (2, dasr.dim)
+    assert np.linalg.norm(vecs, axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
+    assert float(vecs[0] @ dasr.embed_query(frame, box)) > 0.999
+    assert float(vecs[1] @ vecs[0]) < 0.999  # another scale, another vector
+    with pytest.raises(InvalidQueryError):
+        dasr.embed_query_sides(frame, (5, 5, 2, 2), [64])
+
+
+def test_tiles_add_small_boxes_after_the_whole_frame_regions(effnet, frames) -> None:
+    base = DasrExtractor(effnet, DasrParams(input_size=384, max_peaks=4))
+    tiled = DasrExtractor(effnet, DasrParams(input_size=384, max_peaks=4, tiles=2))
+    assert tiled.space_name == "dasr:efficientnet_lite0:s384:avg:t2"
+    from video_inst.spaces import load_space_model
+
+    assert load_space_model(tiled.space_name, Settings(device="cpu")).params.tiles == 2
+    for plain, more, frame in zip(base.extract(frames), tiled.extract(frames), frames, strict=True):
+        h, w = frame.shape[:2]
+        n = len(plain)
+        assert np.allclose(more.boxes[:n], plain.boxes) and np.allclose(more.vectors[:n], plain.vectors)
+        extra = more.boxes[n:]
+        assert not more.is_frame[n:].any()
+        area = (extra[:, 2] - extra[:, 0]) * (extra[:, 3] - extra[:, 1])
+        assert (area < 0.02 * w * h).all()
+        assert (
+            (extra[:, 0] >= 0).all() and (extra[:, 2] <= w + 1e-3).all() and (extra[:, 3] <= h + 1e-3).all()
+        )
+        assert np.linalg.norm(more.vectors[n:], axis=1) == pytest.approx(np.ones(len(extra)), abs=1e-3)

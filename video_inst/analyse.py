@@ -78,6 +78,7 @@ def get_analyser(settings: Settings) -> Analyser:
         str(settings.resnet50_weights),
         settings.dasr_input_size,
         settings.dasr_pooling,
+        settings.dasr_tiles,
         settings.clip_model,
         settings.clip_pretrained,
         str(settings.clip_weights),

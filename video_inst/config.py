@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Longer side of the DASR network input; a change is a new model space.",
     )
     dasr_pooling: Literal["avg", "gem"] = Field("avg", description="Region pooling; a new model space too.")
+    dasr_tiles: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="A second DASR pass over an N x N grid of tiles for small objects (0 = off; "
+        "about N*N + 1 times the CPU per keyframe); a new model space too (docs/DASR.md).",
+    )
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_weights: Path | None = Field(None, description="Path to an open_clip checkpoint or HF model dir.")
@@ -117,6 +124,13 @@ class Settings(BaseSettings):
         description="Feature maps of recent query images kept by a searcher (0 = off): another box "
         "on the same image is pooled from the kept map instead of running the backbone again "
         "(~1.3 MB each at 576 px; docs/API.md).",
+    )
+    search_query_sides: tuple[int, ...] = Field(
+        (64, 128),
+        description="Extra scales of a crop query (issue 11): the query is also embedded with the "
+        "box's longer side at each of these network-input pixel sizes, and a region keeps its best "
+        "score over the scales; small objects in the footage then meet a query of their own scale "
+        "(scripts/eval_hard.py, docs/DASR.md: tuning mAP 0.486 -> 0.571). Empty: one scale.",
     )
     max_top_k: int = 1000
 

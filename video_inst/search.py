@@ -292,8 +292,17 @@ class Searcher:
     def _by_image(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:
         if dasr.space_id is None:
             return []
-        vector = self._model(dasr).embed_query(query.image, query.box)
+        model = self._model(dasr)
+        vector = model.embed_query(query.image, query.box)
         hits = self._search_space(session, dasr, "region", vector, k, query)
+        sides = self.settings.search_query_sides
+        if sides and hasattr(model, "embed_query_sides"):
+            # the query at other scales too; each region keeps its best score (docs/DASR.md)
+            best = dict(hits)
+            for extra in model.embed_query_sides(query.image, query.box, sides):
+                for vid, score in self._search_space(session, dasr, "region", extra, k, query):
+                    best[vid] = max(best.get(vid, -1.0), score)
+            hits = sorted(best.items(), key=lambda h: -h[1])[:k]
         return _region_candidates(session, hits)
 
     def _by_track(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:

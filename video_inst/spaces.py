@@ -106,7 +106,9 @@ def configured_space_name(settings: Settings, family: str) -> str:
             model_id = resnet50_model_id(resnet50_weights(settings))
         except WeightsMissingError:
             model_id = "resnet50"  # no such space can exist: nothing was embedded without weights
-    params = DasrParams(input_size=settings.dasr_input_size, pooling=settings.dasr_pooling)
+    params = DasrParams(
+        input_size=settings.dasr_input_size, pooling=settings.dasr_pooling, tiles=settings.dasr_tiles
+    )
     return params.space_name(model_id)
 
 
@@ -215,7 +217,9 @@ def active_tracks(session: Session, settings: Settings) -> Any:
 
 # --- rebuilding the model of a stored space ----------------------------------------------------
 
-_DASR_NAME = re.compile(r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))$")
+_DASR_NAME = re.compile(
+    r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))(?::t(?P<tiles>\d+))?$"
+)
 _CLIP_RANDOM = re.compile(r"^clip:(?P<model>.+):random:s(?P<seed>\d+)$")
 
 
@@ -253,7 +257,10 @@ def _load_dasr(space_name: str, settings: Settings) -> Any:
     backbone = get_backbone(name, device=device, weights=weights)
     pooling = "avg" if m["pool"] == "avg" else "gem"
     params = DasrParams(
-        input_size=int(m["size"]), pooling=pooling, **({"gem_p": float(m["p"])} if m["p"] else {})
+        input_size=int(m["size"]),
+        pooling=pooling,
+        tiles=int(m["tiles"] or 0),
+        **({"gem_p": float(m["p"])} if m["p"] else {}),
     )
     dasr = DasrExtractor(backbone, params, device=device)
     if dasr.space_name != space_name:

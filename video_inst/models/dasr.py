@@ -372,7 +372,45 @@ class DasrExtractor:
                     results = self._extract_batch([resized[i] for i in chunk])
                     for i, res in zip(chunk, results, strict=True):
                         out[i] = _to_source(res, frames[i].shape, resized[i].shape)
+        if self.params.tiles > 1:
+            out = [_merge(res, self._tile_regions(f)) for res, f in zip(out, frames, strict=True)]
         return out  # type: ignore[return-value]
+
+    def _tile_regions(self, frame: np.ndarray) -> FrameRegions:
+        """Regions of an N x N grid of overlapping tiles, each at the full input size, in frame pixels.
+
+        Why: an object under about 1 % of the frame spans less than one stride-32 cell of the
+        whole-frame pass and never makes its own peak; in a tile it is N times larger. Only boxes
+        under ``tile_max_area`` of the frame are kept (the whole-frame pass covers the rest).
+        """
+        p = self.params
+        h, w = frame.shape[:2]
+        n, overlap = p.tiles, 0.125
+        tw, th = w / (n - (n - 1) * overlap), h / (n - (n - 1) * overlap)
+        crops, offsets = [], []
+        for r in range(n):
+            for c in range(n):
+                x0, y0 = round(c * tw * (1 - overlap)), round(r * th * (1 - overlap))
+                x1, y1 = min(w, round(x0 + tw)), min(h, round(y0 + th))
+                crops.append(frame[y0:y1, x0:x1])
+                offsets.append((x0, y0))
+        resized = [self._resize(cr) for cr in crops]
+        parts = []
+        for start in range(0, len(crops), p.batch_size):
+            idx = range(start, min(start + p.batch_size, len(crops)))
+            same = [resized[i] for i in idx]
+            if len({r.shape for r in same}) > 1:  # edge tiles may differ by a pixel: one at a time
+                results = [self._extract_batch([r])[0] for r in same]
+            else:
+                results = self._extract_batch(same)
+            for i, res in zip(idx, results, strict=True):
+                res = _to_source(res, crops[i].shape, resized[i].shape)
+                res.boxes = res.boxes + np.array([*offsets[i], *offsets[i]], dtype=np.float32)
+                parts.append(res)
+        regions = _concat(parts)
+        area = (regions.boxes[:, 2] - regions.boxes[:, 0]) * (regions.boxes[:, 3] - regions.boxes[:, 1])
+        keep = ~regions.is_frame & (area < p.tile_max_area * w * h)
+        return _select(regions, keep)
 
     def _extract_batch(self, images: list[np.ndarray]) -> list[FrameRegions]:
         return self._regions(self._saliency(images))
@@ -572,6 +610,53 @@ class DasrExtractor:
     ) -> np.ndarray:
         """(dim,) L2-normalised vector of ``box`` (source pixels) in ``image``; whole image without a box."""
         return self.query(image, box).vector
+
+    def embed_query_sides(
+        self, image: np.ndarray, box: tuple[float, float, float, float] | None, sides: Sequence[int]
+    ) -> np.ndarray:
+        """(len(sides), dim) vectors of the query with the box's longer side at each of ``sides`` input px.
+
+        Why: a photo query fills the network input while the same object in a frame may span less
+        than one stride-32 cell; pooled at a matching scale their vectors are closer. The resized
+        image's longer side is kept within [32, 2 x input_size].
+        """
+        image = _check_image(image, "query image")
+        src_h, src_w = image.shape[:2]
+        x0, y0, x1, y1 = (
+            (0.0, 0.0, float(src_w), float(src_h)) if box is None else _check_box(box, src_w, src_h)
+        )
+        p, bb = self.params, self.backbone
+        out = []
+        with torch.inference_mode():
+            for side in sides:
+                f = side / max(x1 - x0, y1 - y0)
+                f = min(max(f, 32 / max(src_h, src_w)), 2 * p.input_size / max(src_h, src_w))
+                size = (max(1, round(src_w * f)), max(1, round(src_h * f)))
+                interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+                resized = np.ascontiguousarray(cv2.resize(image, size, interpolation=interp))
+                sy, sx = size[1] / src_h, size[0] / src_w
+                with self._autocast(self.query_autocast):  # not cached: keep the LRU for main-scale maps
+                    feats = self.backbone.features(self._to_input([resized])).float()
+                rois = feats.new_tensor([[0.0, x0 * sx, y0 * sy, x1 * sx, y1 * sy]])
+                vec, _ = pool_boxes(feats, rois, stride=bb.stride, pooling=p.pooling, gem_p=p.gem_p)
+                out.append(vec[0].float().cpu().numpy())
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def _select(res: FrameRegions, keep: np.ndarray) -> FrameRegions:
+    return FrameRegions(*(getattr(res, f)[keep] for f in _FIELDS))
+
+
+def _concat(parts: Sequence[FrameRegions]) -> FrameRegions:
+    return FrameRegions(*(np.concatenate([getattr(r, f) for r in parts]) for f in _FIELDS))
+
+
+def _merge(res: FrameRegions, extra: FrameRegions) -> FrameRegions:
+    """The whole-frame pass's regions, then the tiles' (the whole-frame row stays row 0)."""
+    return _concat([res, extra])
+
+
+_FIELDS = ("boxes", "scores", "vectors", "is_frame", "label_ids", "label_probs")
 
 
 def _check_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:

@@ -38,6 +38,8 @@ class DasrParams:
     pooling: Literal["avg", "gem"] = "avg"
     gem_p: float = 3.0
     include_frame: bool = True  # whole frame as one more region (row 0)
+    tiles: int = 0  # N > 1: also run DASR on an N x N grid of tiles, keeping their small boxes
+    tile_max_area: float = 0.02  # a tile's box is kept when under this share of the frame's area
     label_top_k: int = 5
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype (GPU)
     batch_size: int = 8  # frames per forward pass
@@ -88,4 +90,5 @@ class DasrParams:
     def space_name(self, model_id: str) -> str:
         """Names the vector space: model + every parameter that changes vector values."""
         pool = "avg" if self.pooling == "avg" else f"gem{self.gem_p:g}"
-        return f"dasr:{model_id}:s{self.input_size}:{pool}"
+        tiles = f":t{self.tiles}" if self.tiles > 1 else ""
+        return f"dasr:{model_id}:s{self.input_size}:{pool}{tiles}"

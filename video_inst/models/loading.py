@@ -27,7 +27,9 @@ def load_dasr(settings: Settings, device: str | None = None) -> Any:
     device = device or resolve_device(settings.device)
     weights = settings.resnet50_weights if settings.backbone == "resnet50" else None
     backbone = get_backbone(settings.backbone, device=device, weights=weights)
-    params = DasrParams(input_size=settings.dasr_input_size, pooling=settings.dasr_pooling)
+    params = DasrParams(
+        input_size=settings.dasr_input_size, pooling=settings.dasr_pooling, tiles=settings.dasr_tiles
+    )
     return DasrExtractor(backbone, params, device=device)
 
 
