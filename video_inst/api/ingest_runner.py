@@ -63,6 +63,12 @@ class IngestRunner:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        if self.mode == "thread":
+            from video_inst.jobs.state import fail_dead_jobs
+
+            # Jobs of an earlier server on this data dir that was killed: failed, staging removed.
+            for job_id in fail_dead_jobs(catalog, settings):
+                log.warning("ingest job %s: its server process is gone; marked failed", job_id)
 
     # --- the one switch between queue and thread ---------------------------------------------
     def start(
@@ -105,6 +111,7 @@ class IngestRunner:
                 path=str(resolved),
                 callback_url=callback_url,
                 counts={"analyse": analyse, "force": force},
+                owned=True,
             )
             self._executor().submit(self._run, job_id, resolved, settings, force, analyse, upload)
         return state.require_job(self.catalog, job_id)
