@@ -119,6 +119,14 @@ def test_read_only_catalog_answers_the_api_with_a_named_503(tmp_path: Path, clip
             response = httpx.delete(base + "/videos/1", timeout=30)
             assert response.status_code == 503, response.text
             assert error_of(response)["code"] == "catalog_read_only"
+            response = httpx.post(
+                base + "/ingest/upload",
+                files={"file": ("up.mp4", clip.read_bytes(), "video/mp4")},
+                timeout=60,
+            )
+            assert response.status_code == 503, response.text
+            assert error_of(response)["code"] == "catalog_read_only"
+            assert not [p for p in home.glob("uploads/**/*") if p.is_file()]  # no copy left behind
             assert httpx.get(base + "/videos/1", timeout=30).status_code == 200  # reads answer
         finally:
             server.send_signal(signal.SIGTERM)

@@ -118,6 +118,7 @@ class IngestRunner:
 
     def save_upload(self, source: BinaryIO, filename: str | None) -> Path:
         """Copy an uploaded file under the uploads folder (a fresh folder each, keeping its name)."""
+        self.catalog.check_writable()  # a read-only or full catalog: a named error, no copy left behind
         folder = self.upload_dir / uuid.uuid4().hex
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / safe_filename(filename)
