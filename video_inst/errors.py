@@ -81,3 +81,22 @@ class ModelSpaceMismatchError(VideoInstError):
 class TransientError(VideoInstError):
     code = "transient"
     permanent = False
+
+
+class CatalogUnwritableError(VideoInstError):
+    """The catalog refuses writes: raised before any analysis work, never as a bare driver error."""
+
+    code = "catalog_unwritable"
+
+
+class CatalogReadOnlyError(CatalogUnwritableError):
+    """A read-only catalog (file or folder mode, immutable file, read-only PostgreSQL)."""
+
+    code = "catalog_read_only"
+
+
+class CatalogFullError(CatalogUnwritableError):
+    """The disk under the catalog (or PostgreSQL's) is full; freeing space and retrying helps."""
+
+    code = "catalog_full"
+    permanent = False

@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
+from video_inst.catalog.locks import content_lock
 from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
-from video_inst.errors import MissingFileError, OutsideMediaRootsError, VideoInstError
+from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
 from video_inst.media.decode import decode_keyframes, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
@@ -196,6 +198,35 @@ def commit_video(
     for chunk in chunks:
         warnings += [w for w in chunk.warnings if w not in warnings]
     analyses = [c.analysis for c in chunks if c.analysis is not None]
+    try:
+        video_id, tracks = _store(planned, analyses, warnings, catalog)
+    except IntegrityError:
+        # Another process inserted a row this transaction also inserts (the content's video row,
+        # or a model space on first use) and committed first: a second attempt finds and reuses it.
+        log.info("%s: concurrent insert, committing again", planned.path)
+        video_id, tracks = _store(planned, analyses, warnings, catalog)
+    spaces = {space for a in analyses for space in a.spaces}
+    if spaces:
+        from video_inst.vectors.store import get_index_store
+
+        store = get_index_store(settings)
+        for space_id, kind in sorted(spaces):
+            store.sync(space_id, kind)
+    return IngestResult(
+        video_id=video_id,
+        path=str(planned.path),
+        status="done",
+        shots=len(planned.plan.shots),
+        keyframes=len(planned.plan.keyframes),
+        tracks=tracks,
+        warnings=warnings,
+    )
+
+
+def _store(
+    planned: PlannedVideo, analyses: list[Any], warnings: list[str], catalog: Catalog
+) -> tuple[int, int]:
+    """The one transaction of a commit: (video id, tracks stored)."""
     tracks = 0
     with catalog.session() as s:
         video = repo.upsert_video(
@@ -216,22 +247,7 @@ def commit_video(
             tracks = store_analyses(s, analyses, video=video, keyframe_rows=keyframe_rows)
         video.warnings = warnings
         video_id = video.id
-    spaces = {space for a in analyses for space in a.spaces}
-    if spaces:
-        from video_inst.vectors.store import get_index_store
-
-        store = get_index_store(settings)
-        for space_id, kind in sorted(spaces):
-            store.sync(space_id, kind)
-    return IngestResult(
-        video_id=video_id,
-        path=str(planned.path),
-        status="done",
-        shots=len(planned.plan.shots),
-        keyframes=len(planned.plan.keyframes),
-        tracks=tracks,
-        warnings=warnings,
-    )
+    return video_id, tracks
 
 
 def record_failure(catalog: Catalog, path: Path, error: str) -> int | None:
@@ -286,33 +302,52 @@ def ingest_path(
         digest = None
         if resolved.is_file() and resolved.stat().st_size:
             digest = content_hash(resolved)
-            video_id, status = find_existing(catalog, digest)
-            if status == "done" and not force:
-                with catalog.session() as s:
-                    from video_inst.spaces import active_tracks
-
-                    c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))  # type: ignore[arg-type]
-                result = IngestResult(
-                    video_id=video_id,
-                    path=str(resolved),
-                    status="skipped",
-                    shots=c["shots"],
-                    keyframes=c["keyframes"],
-                    tracks=c["tracks"],
-                )
-                result.seconds = round(time.perf_counter() - started, 3)
-                return result
-        planned = plan_video(resolved, settings, progress, digest=digest)
-        chunk = analyse_shots(planned, settings, analyse=analyse, analyser=analyser, progress=progress)
-        if progress:
-            progress("commit", 0.0)
-        result = commit_video(planned, [chunk], settings, catalog)
+        # One ingest of a given content at a time, across processes: a second one waits here,
+        # then finds the first one's row and answers "skipped" (never a race on the insert).
+        with content_lock(catalog, settings, digest or ""):
+            if digest:
+                skipped = _skipped(catalog, settings, digest, resolved, started, force=force)
+                if skipped is not None:
+                    return skipped
+            catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
+            planned = plan_video(resolved, settings, progress, digest=digest)
+            chunk = analyse_shots(planned, settings, analyse=analyse, analyser=analyser, progress=progress)
+            if progress:
+                progress("commit", 0.0)
+            result = commit_video(planned, [chunk], settings, catalog)
+    except CatalogUnwritableError as exc:
+        result.status, result.error = "failed", exc.message  # nothing can be recorded in the catalog
     except VideoInstError as exc:
         result.status = "failed"
         result.error = exc.message
-        result.video_id = record_failure(catalog, resolved, exc.message)
+        try:
+            result.video_id = record_failure(catalog, resolved, exc.message)
+        except CatalogUnwritableError as unwritable:
+            result.error = f"{exc.message}; {unwritable.message}"
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _skipped(
+    catalog: Catalog, settings: Settings, digest: str, path: Path, started: float, *, force: bool
+) -> IngestResult | None:
+    """The "skipped" result when this content is already done (and no ``force``), else None."""
+    video_id, status = find_existing(catalog, digest)
+    if status != "done" or force:
+        return None
+    with catalog.session() as s:
+        from video_inst.spaces import active_tracks
+
+        c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))  # type: ignore[arg-type]
+    return IngestResult(
+        video_id=video_id,
+        path=str(path),
+        status="skipped",
+        shots=c["shots"],
+        keyframes=c["keyframes"],
+        tracks=c["tracks"],
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def delete_video(ref: str | int, *, settings: Settings | None = None, catalog: Catalog | None = None) -> int:

@@ -44,6 +44,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "transient": 503,
     "corrupt_index": 503,
     "vector_index": 503,
+    "catalog_unwritable": 503,
+    "catalog_read_only": 503,
+    "catalog_full": 507,
 }
 
 _CODE_BY_STATUS = {
@@ -57,6 +60,7 @@ _CODE_BY_STATUS = {
     416: "range_not_satisfiable",
     422: "invalid_request",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 

@@ -63,6 +63,12 @@ class IngestRunner:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        if self.mode == "thread":
+            from video_inst.jobs.state import fail_dead_jobs
+
+            # Jobs of an earlier server on this data dir that was killed: failed, staging removed.
+            for job_id in fail_dead_jobs(catalog, settings):
+                log.warning("ingest job %s: its server process is gone; marked failed", job_id)
 
     # --- the one switch between queue and thread ---------------------------------------------
     def start(
@@ -105,12 +111,14 @@ class IngestRunner:
                 path=str(resolved),
                 callback_url=callback_url,
                 counts={"analyse": analyse, "force": force},
+                owned=True,
             )
             self._executor().submit(self._run, job_id, resolved, settings, force, analyse, upload)
         return state.require_job(self.catalog, job_id)
 
     def save_upload(self, source: BinaryIO, filename: str | None) -> Path:
         """Copy an uploaded file under the uploads folder (a fresh folder each, keeping its name)."""
+        self.catalog.check_writable()  # a read-only or full catalog: a named error, no copy left behind
         folder = self.upload_dir / uuid.uuid4().hex
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / safe_filename(filename)

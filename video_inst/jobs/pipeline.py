@@ -21,21 +21,19 @@ Example::
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 
 from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog
+from video_inst.catalog.locks import content_lock
 from video_inst.config import Settings
 from video_inst.errors import MediaError, OutsideMediaRootsError, VideoInstError
 from video_inst.jobs import staging, state
@@ -151,30 +149,6 @@ def count_delivery(catalog: Catalog, job_id: str, step: str) -> int:
     worker every time must not loop forever.
     """
     return max(state.bump(catalog, job_id, "deliveries", step), 1)
-
-
-@contextmanager
-def content_lock(catalog: Catalog, settings: Settings, digest: str) -> Iterator[None]:
-    """One commit of a given content at a time, across processes (and machines on PostgreSQL)."""
-    if catalog.engine.dialect.name == "postgresql":
-        key = int.from_bytes(bytes.fromhex((digest or "0" * 16)[:16]), "big", signed=True)
-        with catalog.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-        return
-    folder = settings.home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{(digest or 'empty')[:16]}.lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _after_end(catalog: Catalog, job_id: str) -> list[str]:

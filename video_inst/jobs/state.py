@@ -16,6 +16,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Sequence
 from contextlib import suppress
@@ -94,8 +96,13 @@ def create_job(
     parent_id: str | None = None,
     callback_url: str | None = None,
     counts: dict[str, Any] | None = None,
+    owned: bool = False,
 ) -> str:
+    """A queued job; ``owned``: run by this process (not a worker), see :func:`fail_dead_jobs`."""
     job_id = job_id or new_job_id()
+    counts = dict(counts or {})
+    if owned:
+        counts["owner"] = owner_here()
     with catalog.session() as s:
         s.add(
             Job(
@@ -105,7 +112,7 @@ def create_job(
                 status="queued",
                 parent_id=parent_id,
                 callback_url=callback_url,
-                counts=dict(counts or {}),
+                counts=counts,
                 progress=0.0,
                 created_at=_now(),
             )
@@ -325,3 +332,64 @@ def latest_open_archive(catalog: Catalog, *, root: str, pattern: str | None) -> 
         if job["path"] == root and job["counts"].get("pattern") == pattern:
             return job
     return None
+
+
+# --- jobs whose process died -------------------------------------------------------------
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (Linux), so a reused pid is not taken for the owner."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: PTH123, SIM115 - one short read
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, counted after the command name
+
+
+def owner_here() -> dict[str, Any]:
+    """Who runs an in-process job: host, pid and the pid's start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": _process_start(pid)}
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """Is the process that owns a job still running? None: another host, cannot tell from here."""
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner.get("pid") or 0)
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    started = owner.get("started")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def fail_dead_jobs(catalog: Catalog, settings: Any) -> list[str]:
+    """Fail the queued / running in-process jobs whose owner process on this host is gone.
+
+    The API's embedded ingest runs jobs on a thread of the server; a server killed mid-job
+    would leave them ``running`` for ever and their ``staging/<job>`` on disk. Called when a
+    server starts. Jobs of Celery workers carry no owner and are left to the broker's
+    redelivery. Returns the ids of the jobs it failed.
+    """
+    from video_inst.jobs import staging
+
+    failed: list[str] = []
+    for job in list_jobs(catalog, status=ACTIVE, limit=None):
+        owner = job["counts"].get("owner")
+        if not isinstance(owner, dict) or owner_alive(owner) is not False:
+            continue
+        what = "stopped before it ran" if job["status"] == "queued" else "died while it ran"
+        reason = (
+            f"the process that owned this job (pid {owner.get('pid')} on {owner.get('host')}) {what}; "
+            "start the ingest again"
+        )
+        if end_job(catalog, job["job_id"], status="failed", error=reason):
+            failed.append(job["job_id"])
+        staging.remove(settings, job["job_id"])
+    return failed
