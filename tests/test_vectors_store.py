@@ -100,7 +100,6 @@ def test_exact_search_matches_brute_force_and_ids_map_to_rows(store: IndexStore)
     owners = list(range(1000, 1600))
     videos = [vids[i % 3] for i in range(600)]
     space_id, ids = add(store, "dasr:test", "region", owners, videos, data)
-    assert store.search(space_id, "region", data[:2], 5) == [[], []]  # nothing synced yet
     report = store.sync(space_id, "region")
     assert (report.added, report.count, report.factory, report.rebuilt) == (600, 600, "Flat", True)
     stored = codec.l2n(store.vectors_for(ids))  # float16 round trip of the L2-normalised input

@@ -44,7 +44,12 @@ from video_inst.catalog.models import IndexState, ModelSpace, Vector
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError, NotFoundError, TransientError
 from video_inst.vectors.codec import as_matrix, decode, encode, l2n
-from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
+from video_inst.vectors.errors import (
+    CorruptIndexError,
+    IndexUnavailableError,
+    InvalidVectorsError,
+    VectorIndexError,
+)
 from video_inst.vectors.index import VectorIndex, _id_array, choose_factory, read_header
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,21 @@ class Consistency(NamedTuple):
     @property
     def ok(self) -> bool:
         return not self.missing and not self.extra
+
+
+@dataclass(frozen=True)
+class IndexHealth:
+    """One index as ``/health`` reports it: ok, healing (rebuilt in the background) or damaged."""
+
+    space_id: int
+    kind: str
+    state: str  # ok | healing | damaged
+    vectors: int  # SQL's count: what the index holds once healed
+    problem: str | None = None
+
+
+class _Damaged(Exception):
+    """Internal: the index file is missing, corrupt or disagrees with SQL (the message says which)."""
 
 
 @dataclass
@@ -129,6 +149,7 @@ class IndexStore:
         lock_timeout_s: float = 600.0,
         batch_size: int = 20_000,
         train_max: int = 200_000,
+        exact_fallback_max: int = 100_000,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -146,6 +167,14 @@ class IndexStore:
         self._loaded: dict[tuple[int, str], _Loaded] = {}
         self._cache_lock = threading.Lock()
         self._dims: dict[int, int] = {}
+        # Self-heal (docs/VECTORS.md "Damage and self-heal"): a one-shot process repairs a damaged
+        # index before it answers; a server sets heal_in_background and answers meanwhile by an
+        # exact search over SQL (up to exact_fallback_max vectors) or IndexUnavailableError.
+        self.heal_in_background = False
+        self.exact_fallback_max = exact_fallback_max
+        self._heal_lock = threading.Lock()
+        self._healing: dict[tuple[int, str], threading.Thread] = {}
+        self._problems: dict[tuple[int, str], str] = {}
 
     # ------------------------------------------------------------------ paths
     def index_path(self, space_id: int, kind: str) -> Path:
@@ -671,23 +700,172 @@ class IndexStore:
         return sorted(p for p in pairs if p[0] in spaces and p[1] in KINDS)
 
     # --------------------------------------------------------------- readers
-    def _current(self, space_id: int, kind: str) -> _Loaded | None:
-        """The loaded index, reloaded when another process synced (new generation or file)."""
+    def _sql_fingerprint(self, space_id: int, kind: str) -> tuple[int, int, int]:
+        """(count, max, sum) of SQL's ids for an index: one aggregate over the (space, kind) index."""
+        with self.catalog.session() as s:
+            row = s.execute(
+                select(func.count(Vector.id), func.max(Vector.id), func.sum(Vector.id)).where(
+                    Vector.space_id == space_id, Vector.kind == kind
+                )
+            ).one()
+        return (int(row[0] or 0), int(row[1] if row[1] is not None else -1), int(row[2] or 0))
+
+    @staticmethod
+    def _index_fingerprint(index: VectorIndex) -> tuple[int, int, int]:
+        ids = index.ids()
+        return (len(ids), int(ids[-1]) if len(ids) else -1, int(ids.sum()) if len(ids) else 0)
+
+    def _current(self, space_id: int, kind: str, *, heal: bool = True) -> _Loaded | None:
+        """The loaded index, reloaded when another process synced (new generation or file).
+
+        Every (re)load is checked: the file's checksum (VectorIndex.load) and its ids' count,
+        max and sum against SQL. ``heal``: a missing, corrupt or disagreeing index is synced
+        from SQL here (one-shot process) or in a background thread (``heal_in_background``,
+        then _Damaged tells the caller to answer otherwise). Without ``heal`` a corrupt file
+        raises CorruptIndexError and nothing is compared (``check_consistency`` compares).
+        """
+        key = (space_id, kind)
+        if heal and self.heal_in_background:
+            with self._heal_lock:
+                thread = self._healing.get(key)
+                if thread is not None and thread.is_alive():
+                    raise _Damaged(self._problems.get(key, "being rebuilt"))
         path = self.index_path(space_id, kind)
         generation, _ = self._state(space_id, kind)
         stat = _stat(path)
-        key = (space_id, kind)
+        problem = None
         with self._cache_lock:
             cached = self._loaded.get(key)
-            if stat is None:
-                self._loaded.pop(key, None)
-                return None
             if cached is not None and cached.stat == stat and cached.sql_generation == generation:
                 return cached
-            index = VectorIndex.load(path, **self.tuning)
-            loaded = _Loaded(index, stat, generation)
-            self._loaded[key] = loaded
-            return loaded
+            self._loaded.pop(key, None)
+            index = None
+            if stat is not None:
+                try:
+                    index = VectorIndex.load(path, **self.tuning)
+                except CorruptIndexError as err:
+                    if not heal:
+                        raise
+                    problem = err.message
+            if heal and problem is None:
+                sql = self._sql_fingerprint(space_id, kind)
+                have = self._index_fingerprint(index) if index is not None else (0, -1, 0)
+                if sql != have:
+                    problem = (
+                        f"{path.name}: missing while SQL holds {sql[0]} vectors"
+                        if index is None
+                        else f"{path.name}: holds {have[0]} vectors, SQL {sql[0]} (ids differ)"
+                    )
+            if problem is None:
+                if index is None:
+                    return None
+                loaded = _Loaded(index, stat, generation)  # type: ignore[arg-type]
+                self._loaded[key] = loaded
+                return loaded
+        if self.heal_in_background:
+            self._start_heal(space_id, kind, problem)
+            raise _Damaged(problem)
+        log.warning("repairing %s before answering: %s", path.name, problem)
+        self.sync(space_id, kind)
+        return self._current(space_id, kind, heal=False)
+
+    def _start_heal(self, space_id: int, kind: str, problem: str) -> None:
+        """Sync this index from SQL in a daemon thread, once at a time per index."""
+        key = (space_id, kind)
+        with self._heal_lock:
+            self._problems[key] = problem
+            thread = self._healing.get(key)
+            if thread is not None and thread.is_alive():
+                return
+            log.warning("repairing %s in the background: %s", self.index_path(space_id, kind).name, problem)
+            thread = threading.Thread(
+                target=self._heal, args=key, name=f"heal-{space_id}-{kind}", daemon=True
+            )
+            self._healing[key] = thread
+            thread.start()
+
+    def _heal(self, space_id: int, kind: str) -> None:
+        key = (space_id, kind)
+        try:
+            report = self.sync(space_id, kind)
+        except Exception as exc:  # noqa: BLE001 - kept as the index's problem for /health and searches
+            log.exception("repair of %s failed", self.index_path(space_id, kind).name)
+            with self._heal_lock:
+                self._problems[key] = f"{self._problems.get(key)}; repair failed: {exc}"
+            return
+        log.warning(
+            "repaired %s: %d vectors (%d added, %d removed%s)",
+            self.index_path(space_id, kind).name,
+            report.count,
+            report.added,
+            report.removed,
+            ", rebuilt" if report.rebuilt else "",
+        )
+        with self._heal_lock:
+            self._problems.pop(key, None)
+
+    def wait_healed(self, timeout: float | None = None) -> bool:
+        """Wait for the background repairs under way; True when none is left running."""
+        with self._heal_lock:
+            threads = list(self._healing.values())
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
+
+    def health(self, space_id: int, kind: str) -> IndexHealth:
+        """What ``/health`` reports for one index; checks it as a search would (starting a repair)."""
+        key = (space_id, kind)
+        try:
+            self._current(space_id, kind)
+        except _Damaged as damaged:
+            with self._heal_lock:
+                thread = self._healing.get(key)
+                state = "healing" if thread is not None and thread.is_alive() else "damaged"
+                problem = self._problems.get(key, str(damaged))
+            return IndexHealth(space_id, kind, state, self._sql_fingerprint(space_id, kind)[0], problem)
+        return IndexHealth(space_id, kind, "ok", self._sql_fingerprint(space_id, kind)[0])
+
+    def heal_all_in_background(self) -> threading.Thread:
+        """Check every index once (a server's start): damaged ones start their repair."""
+
+        def run() -> None:
+            try:
+                for space_id, kind in self.known_indexes():
+                    self.health(space_id, kind)
+            except Exception:  # noqa: BLE001 - the next search or /health checks again
+                log.exception("index check at start failed")
+
+        thread = threading.Thread(target=run, name="index-check", daemon=True)
+        thread.start()
+        return thread
+
+    def _exact_from_sql(
+        self, space_id: int, kind: str, q: np.ndarray, k: int, allowed: np.ndarray | None, problem: str
+    ) -> list[list[tuple[int, float]]]:
+        """While an index is repaired: the exact answer over SQL's vectors, or a named 503 when too many."""
+        ids = allowed if allowed is not None else self._sql_ids(space_id, kind)
+        if len(ids) > self.exact_fallback_max:
+            raise IndexUnavailableError(
+                f"the {kind} index of model space {space_id} is being rebuilt from the catalog "
+                f"({problem}); its {len(ids)} vectors are too many to search exactly meanwhile "
+                f"(limit {self.exact_fallback_max}), retry in a while"
+            )
+        dim = self._space_dim(space_id)
+        best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
+        best_i = np.zeros((len(q), 0), dtype=np.int64)
+        for part_ids, vecs in self._iter_vectors(space_id, kind, dim, np.asarray(ids, dtype=np.int64)):
+            scores = q @ l2n(vecs).T
+            best_s = np.concatenate([best_s, scores], axis=1)
+            best_i = np.concatenate([best_i, np.broadcast_to(part_ids, scores.shape)], axis=1)
+            if best_s.shape[1] > k:
+                keep = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+                best_s = np.take_along_axis(best_s, keep, axis=1)
+                best_i = np.take_along_axis(best_i, keep, axis=1)
+        out = []
+        for row_s, row_i in zip(best_s, best_i):
+            order = np.lexsort((row_i, -row_s))[:k]
+            out.append([(int(row_i[j]), float(row_s[j])) for j in order])
+        return out
 
     def _forget(self, space_id: int, kind: str) -> None:
         with self._cache_lock:
@@ -717,14 +895,19 @@ class IndexStore:
         if not isinstance(k, int | np.integer) or int(k) < 1:
             raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
         empty: list[list[tuple[int, float]]] = [[] for _ in range(len(q))]
-        loaded = self._current(space_id, kind)
-        if loaded is None or not len(q):
+        if not len(q):
             return empty
         allowed = None
         if video_ids is not None:
             allowed = self._ids_for_videos(space_id, kind, video_ids)
             if not len(allowed):
                 return empty
+        try:
+            loaded = self._current(space_id, kind)
+        except _Damaged as damaged:
+            return self._exact_from_sql(space_id, kind, l2n(q), int(k), allowed, str(damaged))
+        if loaded is None:
+            return empty
 
         def fetch(ids: np.ndarray) -> np.ndarray:
             return self.vectors_for(ids, space_id=space_id, kind=kind, missing="nan")
@@ -762,7 +945,7 @@ class IndexStore:
         """SQL ids against the index file as it is now (readers' view)."""
         _check_kind(kind)
         sql_ids = self._sql_ids(space_id, kind)
-        loaded = self._current(space_id, kind)
+        loaded = self._current(space_id, kind, heal=False)
         index_ids = loaded.index.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
         missing = np.setdiff1d(sql_ids, index_ids, assume_unique=True)
         extra = np.setdiff1d(index_ids, sql_ids, assume_unique=True)
@@ -790,6 +973,7 @@ def get_index_store(settings: Settings | None = None) -> IndexStore:
 __all__ = [
     "KINDS",
     "Consistency",
+    "IndexHealth",
     "IndexStore",
     "SyncReport",
     "VectorIndexError",
