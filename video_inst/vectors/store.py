@@ -710,6 +710,10 @@ class IndexStore:
             ).one()
         return (int(row[0] or 0), int(row[1] if row[1] is not None else -1), int(row[2] or 0))
 
+    def sql_count(self, space_id: int, kind: str) -> int:
+        """How many vectors SQL holds for an index (what the index holds once in line)."""
+        return self._sql_fingerprint(space_id, kind)[0]
+
     @staticmethod
     def _index_fingerprint(index: VectorIndex) -> tuple[int, int, int]:
         ids = index.ids()
@@ -768,6 +772,17 @@ class IndexStore:
         log.warning("repairing %s before answering: %s", path.name, problem)
         self.sync(space_id, kind)
         return self._current(space_id, kind, heal=False)
+
+    def missing_of_video(self, space_id: int, kind: str, video_id: int) -> int:
+        """How many of a video's SQL vectors the index lacks (a skipped re-ingest's check)."""
+        try:
+            loaded = self._current(space_id, kind)  # a whole-index disagreement is repaired here
+        except _Damaged:
+            return 0  # a background repair is under way
+        want = self._ids_for_videos(space_id, kind, [video_id])
+        if loaded is None:
+            return len(want)
+        return int(len(np.setdiff1d(want, loaded.index.ids(), assume_unique=True)))
 
     def _start_heal(self, space_id: int, kind: str, problem: str) -> None:
         """Sync this index from SQL in a daemon thread, once at a time per index."""
