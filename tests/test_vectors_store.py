@@ -144,6 +144,7 @@ def test_delete_video_sync_and_rebuild_keep_sql_and_faiss_equal(store: IndexStor
     data = clustered(300, seed=2)
     space_id, ids = add(store, "dasr:test", "region", list(range(300)), [a] * 150 + [b] * 150, data)
     store.sync(space_id, "region")
+    store.search(space_id, "region", data[:1], 1)  # loaded (a first load would repair what follows)
     with store.catalog.session() as s:
         touched = store.delete_video(s, a)
     assert touched == [(space_id, "region")]

@@ -427,6 +427,9 @@ class VectorIndex:
             "generation": self.generation,
             "meta": self.meta,
         }
+        ids = self.ids()
+        # The ids' count, max and sum: a reader compares them with SQL without loading the index.
+        header["ids"] = [len(ids), int(ids[-1]) if len(ids) else -1, int(ids.sum()) if len(ids) else 0]
         raw = json.dumps(header, sort_keys=True).encode()
         try:
             with open(tmp, "wb") as out:

@@ -175,6 +175,7 @@ class IndexStore:
         self._heal_lock = threading.Lock()
         self._healing: dict[tuple[int, str], threading.Thread] = {}
         self._problems: dict[tuple[int, str], str] = {}
+        self._opened = False  # check_files has run (on the first search of this store)
 
     # ------------------------------------------------------------------ paths
     def index_path(self, space_id: int, kind: str) -> Path:
@@ -729,6 +730,9 @@ class IndexStore:
         raises CorruptIndexError and nothing is compared (``check_consistency`` compares).
         """
         key = (space_id, kind)
+        if heal and not self._opened:
+            self._opened = True
+            self.check_files()
         if heal and self.heal_in_background:
             with self._heal_lock:
                 thread = self._healing.get(key)
@@ -783,6 +787,34 @@ class IndexStore:
         if loaded is None:
             return len(want)
         return int(len(np.setdiff1d(want, loaded.index.ids(), assume_unique=True)))
+
+    def check_files(self) -> list[tuple[int, str, str]]:
+        """Every index's file header against SQL (count, max and sum of ids), without loading any.
+
+        Run once when a process first searches: a process killed between an ingest's commit and
+        its sync left SQL ahead of indexes that this search may not touch. Each disagreeing
+        index is synced now (one-shot) or in the background (server); returns what was found.
+        """
+        found = []
+        for space_id, kind in self.known_indexes():
+            path = self.index_path(space_id, kind)
+            sql = self._sql_fingerprint(space_id, kind)
+            try:
+                have = tuple(read_header(path).get("ids") or ()) or None
+            except FileNotFoundError:
+                have = (0, -1, 0)
+            except CorruptIndexError as err:
+                found.append((space_id, kind, err.message))
+                continue
+            if have is not None and tuple(have) != sql:
+                found.append((space_id, kind, f"{path.name}: holds {have[0]} vectors, SQL {sql[0]}"))
+        for space_id, kind, problem in found:
+            if self.heal_in_background:
+                self._start_heal(space_id, kind, problem)
+            else:
+                log.warning("repairing %s: %s", self.index_path(space_id, kind).name, problem)
+                self.sync(space_id, kind)
+        return found
 
     def _start_heal(self, space_id: int, kind: str, problem: str) -> None:
         """Sync this index from SQL in a daemon thread, once at a time per index."""
