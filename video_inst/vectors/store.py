@@ -149,7 +149,7 @@ class IndexStore:
         lock_timeout_s: float = 600.0,
         batch_size: int = 20_000,
         train_max: int = 200_000,
-        exact_fallback_max: int = 100_000,
+        exact_fallback_max: int = 50_000,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -886,21 +886,38 @@ class IndexStore:
         thread.start()
         return thread
 
+    def _stream_vectors(
+        self, space_id: int, kind: str, dim: int, allowed: np.ndarray | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) batches of an index: one streamed scan, or the allowed ids fetched by id."""
+        if allowed is not None:
+            yield from self._iter_vectors(space_id, kind, dim, np.asarray(allowed, dtype=np.int64))
+            return
+        stmt = (
+            select(Vector.id, Vector.data)
+            .where(Vector.space_id == space_id, Vector.kind == kind)
+            .execution_options(yield_per=self.batch_size)
+        )
+        with self.catalog.session() as s:
+            for part in s.connection().execute(stmt).partitions():
+                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                yield ids, decode([r[1] for r in part], dim)
+
     def _exact_from_sql(
         self, space_id: int, kind: str, q: np.ndarray, k: int, allowed: np.ndarray | None, problem: str
     ) -> list[list[tuple[int, float]]]:
         """While an index is repaired: the exact answer over SQL's vectors, or a named 503 when too many."""
-        ids = allowed if allowed is not None else self._sql_ids(space_id, kind)
-        if len(ids) > self.exact_fallback_max:
+        n = len(allowed) if allowed is not None else self.sql_count(space_id, kind)
+        if n > self.exact_fallback_max:
             raise IndexUnavailableError(
                 f"the {kind} index of model space {space_id} is being rebuilt from the catalog "
-                f"({problem}); its {len(ids)} vectors are too many to search exactly meanwhile "
+                f"({problem}); its {n} vectors are too many to search exactly meanwhile "
                 f"(limit {self.exact_fallback_max}), retry in a while"
             )
         dim = self._space_dim(space_id)
         best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
         best_i = np.zeros((len(q), 0), dtype=np.int64)
-        for part_ids, vecs in self._iter_vectors(space_id, kind, dim, np.asarray(ids, dtype=np.int64)):
+        for part_ids, vecs in self._stream_vectors(space_id, kind, dim, allowed):
             scores = q @ l2n(vecs).T
             best_s = np.concatenate([best_s, scores], axis=1)
             best_i = np.concatenate([best_i, np.broadcast_to(part_ids, scores.shape)], axis=1)
