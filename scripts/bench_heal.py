@@ -44,7 +44,9 @@ def main() -> None:
     faiss.omp_set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog(f"sqlite:///{Path(tmp) / 'c.sqlite3'}", auto_upgrade=True)
-        store = IndexStore(Path(tmp) / "index", catalog, Settings(exact_index_max=10**9))
+        store = IndexStore(
+            Path(tmp) / "index", catalog, Settings(exact_index_max=10**9), exact_fallback_max=10**9
+        )
         with catalog.session() as s:
             video = Video(path=f"/v-{uuid.uuid4().hex[:6]}.mp4")
             s.add(video)

@@ -802,7 +802,9 @@ class IndexStore:
             try:
                 have = tuple(read_header(path).get("ids") or ()) or None
             except FileNotFoundError:
-                have = (0, -1, 0)
+                if sql[0]:
+                    found.append((space_id, kind, f"{path.name}: missing while SQL holds {sql[0]} vectors"))
+                continue
             except CorruptIndexError as err:
                 found.append((space_id, kind, err.message))
                 continue
