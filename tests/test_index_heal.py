@@ -173,3 +173,21 @@ def test_too_many_vectors_to_search_exactly_is_a_named_error(
         assert "being rebuilt" in err.value.message and err.value.code == "index_unavailable"
     assert server.wait_healed(timeout=60) and path.is_file()
     assert len(server.search(space_id, "region", clustered(1), 5)[0]) == 5
+
+
+def test_a_server_rechecks_its_loaded_index_against_sql(tmp_path: Path, catalog: Catalog, filled) -> None:  # noqa: ANN001
+    """A process killed between its commit and its sync changes neither the file nor the generation."""
+    store, space_id, _, _ = filled
+    server = new_store(tmp_path, catalog)
+    server.heal_in_background = True
+    server.search(space_id, "region", clustered(1), 1)  # loaded and checked
+    extra = clustered(20, seed=21)
+    _, new_ids = add(
+        store, "dasr:heal", "region", list(range(N, N + 20)), make_videos(catalog, 1) * 20, extra
+    )
+    server.recheck_s = 0.0
+    got = server.search(space_id, "region", extra[:3], 1)  # exact over SQL, or the healed index
+    assert [row[0][0] for row in got] == new_ids[:3]
+    assert server.wait_healed(timeout=60)
+    assert new_store(tmp_path, catalog).check_consistency(space_id, "region").ok
+    assert [row[0][0] for row in server.search(space_id, "region", extra[:3], 1)] == new_ids[:3]

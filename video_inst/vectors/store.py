@@ -108,6 +108,7 @@ class _Loaded:
     stat: tuple[int, int, int]
     sql_generation: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    checked: float = field(default_factory=time.monotonic)  # last agreement with SQL (servers recheck)
 
 
 def _chunks(values: np.ndarray, size: int = _CHUNK) -> Iterator[list[int]]:
@@ -175,6 +176,7 @@ class IndexStore:
         self._heal_lock = threading.Lock()
         self._healing: dict[tuple[int, str], threading.Thread] = {}
         self._problems: dict[tuple[int, str], str] = {}
+        self.recheck_s = 30.0  # a server compares its loaded indexes with SQL this often
         self._opened = False  # check_files has run (on the first search of this store)
 
     # ------------------------------------------------------------------ paths
@@ -744,8 +746,22 @@ class IndexStore:
         problem = None
         with self._cache_lock:
             cached = self._loaded.get(key)
-            if cached is not None and cached.stat == stat and cached.sql_generation == generation:
+            fresh = cached is not None and cached.stat == stat and cached.sql_generation == generation
+        if fresh and not (heal and self.heal_in_background and self._recheck_due(cached)):  # type: ignore[arg-type]
+            return cached
+        if fresh:
+            # A server's loaded index against SQL every recheck_s: a process killed between its
+            # commit and its sync moved SQL without touching the file or the generation.
+            sql = self._sql_fingerprint(space_id, kind)
+            with cached.lock:  # type: ignore[union-attr]  # an in-place sync may be mutating it
+                have = self._index_fingerprint(cached.index)  # type: ignore[union-attr]
+            if sql == have:
+                cached.checked = time.monotonic()  # type: ignore[union-attr]
                 return cached
+            problem = f"{path.name}: holds {cached.index.ntotal} vectors, SQL {sql[0]} (ids differ)"  # type: ignore[union-attr]
+            self._start_heal(space_id, kind, problem)
+            raise _Damaged(problem)
+        with self._cache_lock:
             self._loaded.pop(key, None)
             index = None
             if stat is not None:
@@ -818,6 +834,9 @@ class IndexStore:
                 self.sync(space_id, kind)
         return found
 
+    def _recheck_due(self, loaded: _Loaded) -> bool:
+        return time.monotonic() - loaded.checked > self.recheck_s
+
     def _start_heal(self, space_id: int, kind: str, problem: str) -> None:
         """Sync this index from SQL in a daemon thread, once at a time per index."""
         key = (space_id, kind)
@@ -865,14 +884,15 @@ class IndexStore:
         """What ``/health`` reports for one index; checks it as a search would (starting a repair)."""
         key = (space_id, kind)
         try:
-            self._current(space_id, kind)
+            loaded = self._current(space_id, kind)
         except _Damaged as damaged:
             with self._heal_lock:
                 thread = self._healing.get(key)
                 state = "healing" if thread is not None and thread.is_alive() else "damaged"
                 problem = self._problems.get(key, str(damaged))
             return IndexHealth(space_id, kind, state, self._sql_fingerprint(space_id, kind)[0], problem)
-        return IndexHealth(space_id, kind, "ok", self._sql_fingerprint(space_id, kind)[0])
+        # In line with SQL when loaded (checked then): its count, without a query per poll.
+        return IndexHealth(space_id, kind, "ok", loaded.index.ntotal if loaded is not None else 0)
 
     def heal_all_in_background(self) -> threading.Thread:
         """Check every index once (a server's start): damaged ones start their repair."""
