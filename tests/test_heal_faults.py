@@ -88,22 +88,38 @@ def search_videos(home: Path, shared_media: Path) -> set[int]:
     return {hit["video_id"] for hit in json.loads(proc.stdout)}
 
 
-@pytest.mark.slow  # five CLI processes with the real backbone: ~1 min here
+@pytest.mark.slow  # eight CLI processes with the real backbone: ~2 min here
 def test_ingest_killed_between_sql_commit_and_faiss_sync(tmp_path: Path, shared_media: Path) -> None:
     home = tmp_path / "home"
+    # 1. The next CLI search repairs the indexes before it answers.
     kill_at(home, "after-commit", shared_media / "clips" / CLIP)
     with sqlite3.connect(home / "catalog.sqlite3") as db:
         ((video_id, status),) = db.execute("SELECT id, status FROM videos").fetchall()
     assert status == "done"  # SQL has it all ...
     rc, rows, _ = index_check(home)
-    assert rc == 1 and any(r["missing"] for r in rows), rows  # ... FAISS has none of it
-    # The next one-shot process repairs the index before it answers.
+    assert rc == 1 and all(r["missing"] == r["sql"] > 0 for r in rows), rows  # ... FAISS has none of it
     assert video_id in search_videos(home, shared_media)
     rc, rows, _ = index_check(home)
     assert rc == 0 and all(r["sql"] == r["index"] > 0 for r in rows), rows
-    # A re-run answers skipped; everything on disk has its row.
+    # 2. A skipped re-ingest of the killed video repairs the indexes too.
+    other = shared_media / "clips" / "sintel_snow.mp4"
+    kill_at(home, "after-commit", other)
+    rc, rows, _ = index_check(home)
+    assert rc == 1 and any(r["missing"] for r in rows), rows
+    proc = run_cli(home, "ingest", str(other), "--json")
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0 and result["status"] == "skipped", proc.stderr
+    assert any("index repaired" in w for w in result["warnings"]), result
+    rc, rows, _ = index_check(home)
+    assert rc == 0 and all(r["sql"] == r["index"] > 0 for r in rows), rows
+    found = run_cli(
+        home, "search", "--image", str(shared_media / QUERY), "--video", str(result["video_id"]), "--json"
+    )
+    assert found.returncode == 0 and {h["video_id"] for h in json.loads(found.stdout)} == {result["video_id"]}
+    # 3. A re-run of the first answers skipped with nothing to repair; every file has its row.
     proc = run_cli(home, "ingest", str(shared_media / "clips" / CLIP), "--json")
-    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "skipped", proc.stderr
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0 and result["status"] == "skipped" and not result["warnings"], proc.stderr
     assert thumbnails_on_disk(home) == thumbnails_in_catalog(home) != set()
 
 

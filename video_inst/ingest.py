@@ -280,10 +280,9 @@ def repair_done_video(
 
         store = get_index_store(settings)
         for space_id, kind in spaces:
-            lacking = store.missing_of_video(space_id, kind, video_id)
-            if lacking:
-                store.sync(space_id, kind)
-                notes.append(f"index {space_id}-{kind} lacked {lacking} vectors of this video: repaired")
+            problem = store.repair_if_behind(space_id, kind)  # header vs SQL: no index is loaded
+            if problem:
+                notes.append(f"index repaired from the catalog ({problem})")
     thumbs = settings.thumbnail_dir
     missing = {int(r.pts): r.thumbnail for r in rows if r.thumbnail and not (thumbs / r.thumbnail).is_file()}
     if missing:

@@ -793,47 +793,6 @@ class IndexStore:
         self.sync(space_id, kind)
         return self._current(space_id, kind, heal=False)
 
-    def missing_of_video(self, space_id: int, kind: str, video_id: int) -> int:
-        """How many of a video's SQL vectors the index lacks (a skipped re-ingest's check)."""
-        try:
-            loaded = self._current(space_id, kind)  # a whole-index disagreement is repaired here
-        except _Damaged:
-            return 0  # a background repair is under way
-        want = self._ids_for_videos(space_id, kind, [video_id])
-        if loaded is None:
-            return len(want)
-        return int(len(np.setdiff1d(want, loaded.index.ids(), assume_unique=True)))
-
-    def check_files(self) -> list[tuple[int, str, str]]:
-        """Every index's file header against SQL (count, max and sum of ids), without loading any.
-
-        Run once when a process first searches: a process killed between an ingest's commit and
-        its sync left SQL ahead of indexes that this search may not touch. Each disagreeing
-        index is synced now (one-shot) or in the background (server); returns what was found.
-        """
-        found = []
-        for space_id, kind in self.known_indexes():
-            path = self.index_path(space_id, kind)
-            sql = self._sql_fingerprint(space_id, kind)
-            try:
-                have = tuple(read_header(path).get("ids") or ()) or None
-            except FileNotFoundError:
-                if sql[0]:
-                    found.append((space_id, kind, f"{path.name}: missing while SQL holds {sql[0]} vectors"))
-                continue
-            except CorruptIndexError as err:
-                found.append((space_id, kind, err.message))
-                continue
-            if have is not None and tuple(have) != sql:
-                found.append((space_id, kind, f"{path.name}: holds {have[0]} vectors, SQL {sql[0]}"))
-        for space_id, kind, problem in found:
-            if self.heal_in_background:
-                self._start_heal(space_id, kind, problem)
-            else:
-                log.warning("repairing %s: %s", self.index_path(space_id, kind).name, problem)
-                self.sync(space_id, kind)
-        return found
-
     def _recheck_due(self, loaded: _Loaded) -> bool:
         return time.monotonic() - loaded.checked > self.recheck_s
 
