@@ -793,6 +793,51 @@ class IndexStore:
         self.sync(space_id, kind)
         return self._current(space_id, kind, heal=False)
 
+    def _header_problem(self, space_id: int, kind: str) -> str | None:
+        """What an index file's header says against SQL (count, max, sum of ids), without loading it."""
+        path = self.index_path(space_id, kind)
+        sql = self._sql_fingerprint(space_id, kind)
+        try:
+            have = tuple(read_header(path).get("ids") or ()) or None
+        except FileNotFoundError:
+            return f"{path.name}: missing while SQL holds {sql[0]} vectors" if sql[0] else None
+        except CorruptIndexError as err:
+            return err.message
+        if have is not None and have != sql:  # format 1 headers carry no ids: checked on load
+            return f"{path.name}: holds {have[0]} vectors, SQL {sql[0]}"
+        return None
+
+    def check_files(self) -> list[tuple[int, str, str]]:
+        """Every index's file header against SQL, without loading any; repairs what disagrees.
+
+        Run once when a process first searches: a process killed between an ingest's commit and
+        its sync left SQL ahead of indexes that this search may not touch. Each disagreeing
+        index is synced now (one-shot) or in the background (server); returns what was found.
+        """
+        found = []
+        for space_id, kind in self.known_indexes():
+            problem = self._header_problem(space_id, kind)
+            if problem is not None:
+                found.append((space_id, kind, problem))
+        for space_id, kind, problem in found:
+            self.repair(space_id, kind, problem)
+        return found
+
+    def repair(self, space_id: int, kind: str, problem: str) -> None:
+        """Sync an index found wrong: now (one-shot process) or in the background (server)."""
+        if self.heal_in_background:
+            self._start_heal(space_id, kind, problem)
+        else:
+            log.warning("repairing %s: %s", self.index_path(space_id, kind).name, problem)
+            self.sync(space_id, kind)
+
+    def repair_if_behind(self, space_id: int, kind: str) -> str | None:
+        """A skipped re-ingest's check: the file header against SQL (no load); repaired when wrong."""
+        problem = self._header_problem(space_id, kind)
+        if problem is not None:
+            self.repair(space_id, kind, problem)
+        return problem
+
     def _recheck_due(self, loaded: _Loaded) -> bool:
         return time.monotonic() - loaded.checked > self.recheck_s
 
