@@ -45,7 +45,7 @@ def run_cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
 
 def kill_at(home: Path, point: str, clip: Path) -> None:
     """Start ``video-inst ingest clip``, wait until it pauses at ``point``, SIGKILL it."""
-    marker = home.parent / f"paused-{point}"
+    marker = home.parent / f"paused-{home.name}-{point}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "video_inst.cli", "ingest", str(clip), "--json"],
         env=cli_env(home, VIDEO_INST_PAUSE_AT=point, VIDEO_INST_PAUSE_FILE=str(marker)),
@@ -101,8 +101,9 @@ def test_ingest_killed_between_sql_commit_and_faiss_sync(tmp_path: Path, shared_
     assert video_id in search_videos(home, shared_media)
     rc, rows, _ = index_check(home)
     assert rc == 0 and all(r["sql"] == r["index"] > 0 for r in rows), rows
-    # 2. A skipped re-ingest of the killed video repairs the indexes too.
-    other = shared_media / "clips" / "sintel_snow.mp4"
+    # 2. A skipped re-ingest of the killed video repairs the indexes too (another data dir).
+    home = tmp_path / "home2"
+    other = shared_media / "clips" / CLIP
     kill_at(home, "after-commit", other)
     rc, rows, _ = index_check(home)
     assert rc == 1 and any(r["missing"] for r in rows), rows
