@@ -170,26 +170,42 @@ def test_health_reports_catalog_and_indexes(live_api: LiveApi) -> None:
     assert {"region", "track"} <= kinds and all(i["vectors"] > 0 for i in body["indexes"])
 
 
-def test_health_is_503_when_an_index_file_is_missing(tmp_path: Path) -> None:
+def test_health_reports_a_missing_index_file_while_it_is_rebuilt(tmp_path: Path) -> None:
+    import numpy as np
+
     from video_inst.api.app import create_app
     from video_inst.catalog.db import get_catalog
-    from video_inst.catalog.models import IndexState, ModelSpace
+    from video_inst.catalog.models import Video
     from video_inst.config import Settings
+    from video_inst.vectors.store import get_index_store
 
     settings = Settings(home=tmp_path / "home", database_url=None)
+    store = get_index_store(settings)
     with get_catalog(settings).session() as s:
-        space = ModelSpace(name="dasr:test", family="dasr", dim=8, params={})
-        s.add(space)
+        video = Video(path="/media/x.mp4")
+        s.add(video)
         s.flush()
-        s.add(IndexState(space_id=space.id, kind="region", generation=1, factory="Flat", count=10))
-    server = start_server(create_app(settings, ingest_mode="thread"))
-    try:
-        response = httpx.get(server.url("/health"), timeout=10)
-    finally:
-        server.stop()
-    assert response.status_code == 503
-    error = error_of(response)
-    assert error["code"] == "unhealthy" and "missing" in error["message"] and "rebuild" in error["message"]
+        space = store.ensure_space(s, "dasr:test", "dasr", 8, {})
+        rng = np.random.default_rng(0)
+        store.add_vectors(s, space, "region", list(range(10)), [video.id] * 10, rng.standard_normal((10, 8)))
+    store.sync(space.id, "region")
+    path = store.index_path(space.id, "region")
+    path.unlink()
+    # Another writer holds the index, so the repair the server starts must wait: "healing" is seen.
+    with store._flock(store._lock_path(space.id, "region")):
+        server = start_server(create_app(settings, ingest_mode="thread"))
+        try:
+            response = httpx.get(server.url("/health"), timeout=10)
+        finally:
+            server.stop()
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    (index,) = body["indexes"]
+    assert (index["state"], index["vectors"]) == ("healing", 10)
+    assert "missing" in index["problem"] and str(path.parent) not in index["problem"]
+    assert store.wait_healed(timeout=60) and path.is_file()
+    assert store.health(space.id, "region").state == "ok"
 
 
 def test_openapi_and_docs_are_served(live_api: LiveApi) -> None:

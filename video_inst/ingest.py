@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.locks import content_lock
+from video_inst.catalog.models import Keyframe as KeyframeRow
 from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
@@ -38,11 +40,27 @@ from video_inst.media.decode import decode_keyframes, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
 from video_inst.media.shots import ShotSettings, plan_shots
-from video_inst.media.types import ShotPlan, VideoInfo
+from video_inst.media.types import Keyframe, ShotPlan, VideoInfo
+from video_inst.orphans import collect_thumbnails, writing_thumbnails
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
+
+
+def pause_point(name: str) -> None:
+    """A test hook for fault injection: stop here when ``VIDEO_INST_PAUSE_AT`` names this point.
+
+    The process writes ``VIDEO_INST_PAUSE_FILE`` (so a test knows where it is) and sleeps, to
+    be SIGKILLed; points: ``before-commit`` (analysis done, nothing stored) and ``after-commit``
+    (SQL committed, FAISS not yet synced). Unset, it costs one environment lookup.
+    """
+    if os.environ.get("VIDEO_INST_PAUSE_AT") != name:
+        return
+    marker = os.environ.get("VIDEO_INST_PAUSE_FILE")
+    if marker:
+        Path(marker).write_text(f"{os.getpid()} {name}\n")
+    time.sleep(float(os.environ.get("VIDEO_INST_PAUSE_S", "600")))
 
 
 @dataclass
@@ -205,6 +223,7 @@ def commit_video(
         # or a model space on first use) and committed first: a second attempt finds and reuses it.
         log.info("%s: concurrent insert, committing again", planned.path)
         video_id, tracks = _store(planned, analyses, warnings, catalog)
+    pause_point("after-commit")
     spaces = {space for a in analyses for space in a.spaces}
     if spaces:
         from video_inst.vectors.store import get_index_store
@@ -212,6 +231,9 @@ def commit_video(
         store = get_index_store(settings)
         for space_id, kind in sorted(spaces):
             store.sync(space_id, kind)
+    if planned.digest:
+        # Thumbnails of an earlier run killed before its commit (or made with other settings).
+        collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
     return IngestResult(
         video_id=video_id,
         path=str(planned.path),
@@ -228,6 +250,7 @@ def _store(
 ) -> tuple[int, int]:
     """The one transaction of a commit: (video id, tracks stored)."""
     tracks = 0
+    pause_point("before-commit")
     with catalog.session() as s:
         video = repo.upsert_video(
             s,
@@ -248,6 +271,51 @@ def _store(
         video.warnings = warnings
         video_id = video.id
     return video_id, tracks
+
+
+def repair_done_video(
+    video_id: int, digest: str, path: Path, settings: Settings, catalog: Catalog
+) -> list[str]:
+    """What a skipped re-ingest restores: the video's vectors in FAISS, missing thumbnails, orphans.
+
+    Returns notes for the result's warnings (empty when nothing needed repair). A thumbnail
+    that cannot be re-decoded (the file changed since) is named, never fatal.
+    """
+    notes: list[str] = []
+    with catalog.session() as s:
+        spaces = repo.vector_spaces_of_video(s, video_id=video_id)
+        video = s.get(Video, video_id)
+        rotation = int(video.rotation or 0) if video is not None else 0
+        rows = s.execute(
+            select(KeyframeRow.pts, KeyframeRow.time_s, KeyframeRow.frame, KeyframeRow.thumbnail).where(
+                KeyframeRow.video_id == video_id
+            )
+        ).all()
+    if spaces:
+        from video_inst.vectors.store import get_index_store
+
+        store = get_index_store(settings)
+        for space_id, kind in spaces:
+            problem = store.repair_if_behind(space_id, kind)  # header vs SQL: no index is loaded
+            if problem:
+                notes.append(f"index repaired from the catalog ({problem})")
+    thumbs = settings.thumbnail_dir
+    missing = {int(r.pts): r.thumbnail for r in rows if r.thumbnail and not (thumbs / r.thumbnail).is_file()}
+    if missing:
+        wanted = [
+            Keyframe(0, int(r.pts), float(r.time_s), int(r.frame)) for r in rows if int(r.pts) in missing
+        ]
+        try:
+            for keyframe, rgb in decode_keyframes(
+                path, wanted, rotation=rotation, threads=settings.decode_threads
+            ):
+                write_thumbnail(rgb, thumbs / missing[keyframe.pts], settings.thumbnail_max_side)
+            notes.append(f"{len(missing)} missing thumbnails restored")
+        except (VideoInstError, OSError) as exc:
+            notes.append(f"{len(missing)} thumbnails are missing and could not be restored: {exc}")
+    if digest:
+        collect_thumbnails(catalog, settings, [digest[:16]], locked=True)
+    return notes
 
 
 def record_failure(catalog: Catalog, path: Path, error: str) -> int | None:
@@ -308,13 +376,30 @@ def ingest_path(
             if digest:
                 skipped = _skipped(catalog, settings, digest, resolved, started, force=force)
                 if skipped is not None:
+                    with writing_thumbnails(settings, digest):
+                        skipped.warnings = repair_done_video(
+                            skipped.video_id,  # type: ignore[arg-type]
+                            digest,
+                            resolved,
+                            settings,
+                            catalog,
+                        )
+                    skipped.seconds = round(time.perf_counter() - started, 3)
                     return skipped
             catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
             planned = plan_video(resolved, settings, progress, digest=digest)
-            chunk = analyse_shots(planned, settings, analyse=analyse, analyser=analyser, progress=progress)
-            if progress:
-                progress("commit", 0.0)
-            result = commit_video(planned, [chunk], settings, catalog)
+            with writing_thumbnails(settings, planned.digest):
+                try:
+                    chunk = analyse_shots(
+                        planned, settings, analyse=analyse, analyser=analyser, progress=progress
+                    )
+                    if progress:
+                        progress("commit", 0.0)
+                    result = commit_video(planned, [chunk], settings, catalog)
+                except VideoInstError:
+                    if planned.digest:  # what this failed run wrote has no row (earlier rows keep theirs)
+                        collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
+                    raise
     except CatalogUnwritableError as exc:
         result.status, result.error = "failed", exc.message  # nothing can be recorded in the catalog
     except VideoInstError as exc:

@@ -136,9 +136,15 @@ def create_app(
     catalog = get_catalog(settings)
     runner = IngestRunner(settings, catalog, mode=ingest_mode)
     use_label_postings(settings)
+    from video_inst.vectors.store import get_index_store
+
+    store = get_index_store(settings)
+    # A server repairs damaged indexes in the background and answers from SQL meanwhile.
+    store.heal_in_background = True
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        store.heal_all_in_background()  # a kill between an ingest's commit and its sync, say
         if warm:
             # Before the first request is accepted: models then load once, never concurrently.
             await run_in_threadpool(warm_up, settings)

@@ -43,6 +43,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "weights_missing": 503,
     "transient": 503,
     "corrupt_index": 503,
+    "index_unavailable": 503,
     "vector_index": 503,
     "catalog_unwritable": 503,
     "catalog_read_only": 503,

@@ -257,6 +257,8 @@ class IndexHealth(BaseModel):
     space_id: int
     kind: str
     vectors: int
+    state: str = Field("ok", description="'ok', 'healing' (rebuilt from SQL in the background) or 'damaged'")
+    problem: str | None = Field(None, description="What was found wrong (missing, corrupt, ids differ)")
 
 
 class HealthOut(BaseModel):

@@ -312,40 +312,84 @@ def index_rebuild() -> None:
 
 @index.command("check")
 @click.option("--json", "as_json", is_flag=True)
-def index_check(as_json: bool) -> None:
-    """Compare every index with SQL; exit 1 when they disagree."""
-    from sqlalchemy import select
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Sync (or rebuild) each index that disagrees with SQL or is damaged, remove orphans, check again.",
+)
+def index_check(as_json: bool, repair: bool) -> None:
+    """Compare every index with SQL and look for orphan files; exit 1 when anything is wrong.
 
-    from video_inst.catalog.db import get_catalog
-    from video_inst.catalog.models import ModelSpace
-    from video_inst.vectors.store import get_index_store
+    A damaged index file is reported (``error``), never a traceback. Orphans (thumbnails and
+    staging folders with no catalog row, older than an hour) are counted on stderr.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
 
-    settings = get_settings()
-    store = get_index_store(settings)
-    with get_catalog(settings).session() as s:
-        names = dict(s.execute(select(ModelSpace.id, ModelSpace.name)).all())
-    rows = []
-    ok = True
-    for space_id, kind in store.known_indexes():
-        sql_count, index_count, missing, extra = store.check_consistency(space_id, kind)
-        ok &= not missing and not extra
-        rows.append(
-            {
-                "space_id": space_id,
-                "space": names.get(space_id),
-                "kind": kind,
-                "sql": sql_count,
-                "index": index_count,
-                "missing": len(missing),
-                "extra": len(extra),
-            }
+    try:
+        rows, orphans = _index_report(repair)
+    except VideoInstError as exc:
+        fail(exc)
+    except (OSError, SQLAlchemyError) as exc:
+        click.echo(f"error: cannot check the indexes: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    ok = all(not r["missing"] and not r["extra"] and not r["error"] for r in rows)
+    lost = len(orphans.thumbnails) + len(orphans.staging)
+    if lost or orphans.busy:
+        what = "removed" if orphans.removed else "run `video-inst index check --repair`"
+        click.echo(
+            f"note: orphans: {len(orphans.thumbnails)} thumbnails, {len(orphans.staging)} staging folders "
+            f"({what}); {len(orphans.busy)} thumbnail folders skipped while an ingest writes them",
+            err=True,
         )
     if as_json:
         emit(rows)
     else:
         for row in rows:
             click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if ok and (orphans.removed or not lost) else 1)
+
+
+def _index_report(repair: bool) -> tuple[list[dict[str, Any]], Any]:
+    """Rows of ``index check`` (repairing first when asked) and the orphan report."""
+    from sqlalchemy import select
+
+    from video_inst.catalog.db import get_catalog
+    from video_inst.catalog.models import ModelSpace
+    from video_inst.orphans import find_orphans
+    from video_inst.vectors.store import get_index_store
+
+    settings = get_settings()
+    store = get_index_store(settings)
+    catalog = get_catalog(settings)
+    with catalog.session() as s:
+        names = dict(s.execute(select(ModelSpace.id, ModelSpace.name)).all())
+    rows = []
+    for space_id, kind in store.known_indexes():
+        row = _check_one(store, space_id, kind)
+        if repair and (row["missing"] or row["extra"] or row["error"]):
+            report = store.rebuild(space_id, kind) if row["error"] else store.sync(space_id, kind)
+            row = dict(
+                _check_one(store, space_id, kind), repaired=f"{report.added} added, {report.removed} removed"
+            )
+        rows.append({"space_id": space_id, "space": names.get(space_id), "kind": kind, **row})
+    return rows, find_orphans(catalog, settings, remove=repair)
+
+
+def _check_one(store: Any, space_id: int, kind: str) -> dict[str, Any]:
+    from video_inst.vectors.errors import CorruptIndexError
+
+    try:
+        sql_count, index_count, missing, extra = store.check_consistency(space_id, kind)
+    except CorruptIndexError as exc:
+        sql_count = store.sql_count(space_id, kind)
+        return {"sql": sql_count, "index": 0, "missing": sql_count, "extra": 0, "error": exc.message}
+    return {
+        "sql": sql_count,
+        "index": index_count,
+        "missing": len(missing),
+        "extra": len(extra),
+        "error": None,
+    }
 
 
 # --- demo ----------------------------------------------------------------------------------

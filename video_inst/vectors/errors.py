@@ -31,3 +31,9 @@ class CorruptIndexError(VectorIndexError):
     """An index file that cannot be read back; the store rebuilds it from SQL."""
 
     code = "corrupt_index"
+
+
+class IndexUnavailableError(VectorIndexError):
+    """An index is damaged or behind SQL and being rebuilt, and too large to search exactly meanwhile."""
+
+    code = "index_unavailable"

@@ -28,6 +28,7 @@ import os
 import re
 import struct
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,7 +41,9 @@ from video_inst.vectors.codec import as_matrix, l2n
 from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
 
 FILE_MAGIC = b"VIFAISS1"
-FILE_FORMAT = 1
+FILE_FORMAT = 2  # 2: a CRC32 trailer over tombstones + FAISS bytes (format 1 files load unchecked)
+TRAILER_MAGIC = b"VIFAISSE"
+_TRAILER = struct.Struct("<QI")  # payload length, CRC32 of the payload
 
 # fetch(ids) -> float32 (len(ids), dim); rows of ids it no longer knows are NaN.
 Fetch = Callable[[np.ndarray], np.ndarray]
@@ -424,14 +427,19 @@ class VectorIndex:
             "generation": self.generation,
             "meta": self.meta,
         }
+        ids = self.ids()
+        # The ids' count, max and sum: a reader compares them with SQL without loading the index.
+        header["ids"] = [len(ids), int(ids[-1]) if len(ids) else -1, int(ids.sum()) if len(ids) else 0]
         raw = json.dumps(header, sort_keys=True).encode()
         try:
             with open(tmp, "wb") as out:
                 out.write(FILE_MAGIC + struct.pack("<I", len(raw)) + raw)
-                out.write(np.array(sorted(self._tombstones), dtype="<i8").tobytes())
-                writer = faiss.PyCallbackIOWriter(out.write)
+                payload = _Summed(out.write)
+                payload(np.array(sorted(self._tombstones), dtype="<i8").tobytes())
+                writer = faiss.PyCallbackIOWriter(payload)
                 faiss.write_index(self._index, writer)
                 del writer
+                out.write(TRAILER_MAGIC + _TRAILER.pack(payload.size, payload.crc))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
@@ -442,20 +450,41 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path | str, **tuning: Any) -> VectorIndex:
-        """Read a file written by :meth:`save`; an unreadable one raises CorruptIndexError."""
+        """Read a file written by :meth:`save`; unreadable, truncated or garbled: CorruptIndexError.
+
+        Format 2 files end in a CRC32 of everything after the header, checked while reading
+        (one pass, no second copy): a flipped byte inside the vectors, which FAISS itself
+        would read without complaint, is caught here.
+        """
         path = Path(path)
         with open(path, "rb") as src:
             header = _read_header(src, path)
+            payload = _Summed(src.read)
             n_tomb = int(header.get("tombstones", 0))
-            tomb_raw = src.read(8 * n_tomb)
+            tomb_raw = payload(8 * n_tomb)
             if len(tomb_raw) != 8 * n_tomb:
-                raise CorruptIndexError(f"{path}: truncated (tombstones)")
+                raise CorruptIndexError(f"{path.name}: truncated (tombstones)")
             try:
-                faiss_index = faiss.read_index(faiss.PyCallbackIOReader(src.read))
+                faiss_index = faiss.read_index(faiss.PyCallbackIOReader(payload))
             except RuntimeError as err:
-                raise CorruptIndexError(f"{path}: FAISS cannot read the index: {_first_line(err)}") from err
+                raise CorruptIndexError(
+                    f"{path.name}: FAISS cannot read the index: {_first_line(err)}"
+                ) from err
+            if header.get("format") == FILE_FORMAT:
+                tail = src.read(len(TRAILER_MAGIC) + _TRAILER.size + 1)
+                if len(tail) != len(TRAILER_MAGIC) + _TRAILER.size or not tail.startswith(TRAILER_MAGIC):
+                    raise CorruptIndexError(
+                        f"{path.name}: truncated or extended (no checksum trailer at the end)"
+                    )
+                size, crc = _TRAILER.unpack(tail[len(TRAILER_MAGIC) :])
+                if (size, crc) != (payload.size, payload.crc):
+                    raise CorruptIndexError(
+                        f"{path.name}: checksum mismatch (changed or damaged after it was written)"
+                    )
         if faiss_index.d != header.get("dim"):
-            raise CorruptIndexError(f"{path}: header says dim {header.get('dim')}, index has {faiss_index.d}")
+            raise CorruptIndexError(
+                f"{path.name}: header says dim {header.get('dim')}, index has {faiss_index.d}"
+            )
         self = cls.__new__(cls)
         self.dim = int(header["dim"])
         self.factory = str(header["factory"])
@@ -477,18 +506,38 @@ def read_header(path: Path | str) -> dict[str, Any]:
         return _read_header(src, path)
 
 
+class _Summed:
+    """A read or write callable that keeps the length and CRC32 of the bytes passing through."""
+
+    def __init__(self, io: Callable[[Any], Any]) -> None:
+        self._io = io
+        self.size = 0
+        self.crc = 0
+
+    def __call__(self, arg: Any) -> Any:
+        if isinstance(arg, int):  # a read of ``arg`` bytes
+            data = self._io(arg)
+        else:  # a write
+            data = arg
+            self._io(arg)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        return data if isinstance(arg, int) else len(data)
+
+
 def _read_header(src: BinaryIO, path: Path) -> dict[str, Any]:
+    # Messages name the file, not its folder: they reach HTTP clients as 503 texts.
     head = src.read(len(FILE_MAGIC) + 4)
     if len(head) < len(FILE_MAGIC) + 4 or not head.startswith(FILE_MAGIC):
-        raise CorruptIndexError(f"{path}: not a video_inst index file")
+        raise CorruptIndexError(f"{path.name}: not a video_inst index file")
     (size,) = struct.unpack("<I", head[len(FILE_MAGIC) :])
     raw = src.read(size)
     try:
         header = json.loads(raw)
     except ValueError as err:
-        raise CorruptIndexError(f"{path}: unreadable header") from err
-    if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
-        raise CorruptIndexError(f"{path}: unknown index file format {header!r:.80}")
+        raise CorruptIndexError(f"{path.name}: unreadable header") from err
+    if not isinstance(header, dict) or header.get("format") not in (1, FILE_FORMAT):
+        raise CorruptIndexError(f"{path.name}: unknown index file format {header!r:.80}")
     return header
 
 

@@ -44,7 +44,12 @@ from video_inst.catalog.models import IndexState, ModelSpace, Vector
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError, NotFoundError, TransientError
 from video_inst.vectors.codec import as_matrix, decode, encode, l2n
-from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
+from video_inst.vectors.errors import (
+    CorruptIndexError,
+    IndexUnavailableError,
+    InvalidVectorsError,
+    VectorIndexError,
+)
 from video_inst.vectors.index import VectorIndex, _id_array, choose_factory, read_header
 
 log = logging.getLogger(__name__)
@@ -82,12 +87,28 @@ class Consistency(NamedTuple):
         return not self.missing and not self.extra
 
 
+@dataclass(frozen=True)
+class IndexHealth:
+    """One index as ``/health`` reports it: ok, healing (rebuilt in the background) or damaged."""
+
+    space_id: int
+    kind: str
+    state: str  # ok | healing | damaged
+    vectors: int  # SQL's count: what the index holds once healed
+    problem: str | None = None
+
+
+class _Damaged(Exception):
+    """Internal: the index file is missing, corrupt or disagrees with SQL (the message says which)."""
+
+
 @dataclass
 class _Loaded:
     index: VectorIndex
     stat: tuple[int, int, int]
     sql_generation: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    checked: float = field(default_factory=time.monotonic)  # last agreement with SQL (servers recheck)
 
 
 def _chunks(values: np.ndarray, size: int = _CHUNK) -> Iterator[list[int]]:
@@ -129,6 +150,7 @@ class IndexStore:
         lock_timeout_s: float = 600.0,
         batch_size: int = 20_000,
         train_max: int = 200_000,
+        exact_fallback_max: int = 50_000,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -146,6 +168,16 @@ class IndexStore:
         self._loaded: dict[tuple[int, str], _Loaded] = {}
         self._cache_lock = threading.Lock()
         self._dims: dict[int, int] = {}
+        # Self-heal (docs/VECTORS.md "Damage and self-heal"): a one-shot process repairs a damaged
+        # index before it answers; a server sets heal_in_background and answers meanwhile by an
+        # exact search over SQL (up to exact_fallback_max vectors) or IndexUnavailableError.
+        self.heal_in_background = False
+        self.exact_fallback_max = exact_fallback_max
+        self._heal_lock = threading.Lock()
+        self._healing: dict[tuple[int, str], threading.Thread] = {}
+        self._problems: dict[tuple[int, str], str] = {}
+        self.recheck_s = 30.0  # a server compares its loaded indexes with SQL this often
+        self._opened = False  # check_files has run (on the first search of this store)
 
     # ------------------------------------------------------------------ paths
     def index_path(self, space_id: int, kind: str) -> Path:
@@ -671,23 +703,259 @@ class IndexStore:
         return sorted(p for p in pairs if p[0] in spaces and p[1] in KINDS)
 
     # --------------------------------------------------------------- readers
-    def _current(self, space_id: int, kind: str) -> _Loaded | None:
-        """The loaded index, reloaded when another process synced (new generation or file)."""
+    def _sql_fingerprint(self, space_id: int, kind: str) -> tuple[int, int, int]:
+        """(count, max, sum) of SQL's ids for an index: one aggregate over the (space, kind) index."""
+        with self.catalog.session() as s:
+            row = s.execute(
+                select(func.count(Vector.id), func.max(Vector.id), func.sum(Vector.id)).where(
+                    Vector.space_id == space_id, Vector.kind == kind
+                )
+            ).one()
+        return (int(row[0] or 0), int(row[1] if row[1] is not None else -1), int(row[2] or 0))
+
+    def sql_count(self, space_id: int, kind: str) -> int:
+        """How many vectors SQL holds for an index (what the index holds once in line)."""
+        return self._sql_fingerprint(space_id, kind)[0]
+
+    @staticmethod
+    def _index_fingerprint(index: VectorIndex) -> tuple[int, int, int]:
+        ids = index.ids()
+        return (len(ids), int(ids[-1]) if len(ids) else -1, int(ids.sum()) if len(ids) else 0)
+
+    def _current(self, space_id: int, kind: str, *, heal: bool = True) -> _Loaded | None:
+        """The loaded index, reloaded when another process synced (new generation or file).
+
+        Every (re)load is checked: the file's checksum (VectorIndex.load) and its ids' count,
+        max and sum against SQL. ``heal``: a missing, corrupt or disagreeing index is synced
+        from SQL here (one-shot process) or in a background thread (``heal_in_background``,
+        then _Damaged tells the caller to answer otherwise). Without ``heal`` a corrupt file
+        raises CorruptIndexError and nothing is compared (``check_consistency`` compares).
+        """
+        key = (space_id, kind)
+        if heal and not self._opened:
+            self._opened = True
+            self.check_files()
+        if heal and self.heal_in_background:
+            with self._heal_lock:
+                thread = self._healing.get(key)
+                if thread is not None and thread.is_alive():
+                    raise _Damaged(self._problems.get(key, "being rebuilt"))
         path = self.index_path(space_id, kind)
         generation, _ = self._state(space_id, kind)
         stat = _stat(path)
-        key = (space_id, kind)
+        problem = None
         with self._cache_lock:
             cached = self._loaded.get(key)
-            if stat is None:
-                self._loaded.pop(key, None)
-                return None
-            if cached is not None and cached.stat == stat and cached.sql_generation == generation:
+            fresh = cached is not None and cached.stat == stat and cached.sql_generation == generation
+        if fresh and not (heal and self.heal_in_background and self._recheck_due(cached)):  # type: ignore[arg-type]
+            return cached
+        if fresh:
+            # A server's loaded index against SQL every recheck_s: a process killed between its
+            # commit and its sync moved SQL without touching the file or the generation.
+            sql = self._sql_fingerprint(space_id, kind)
+            with cached.lock:  # type: ignore[union-attr]  # an in-place sync may be mutating it
+                have = self._index_fingerprint(cached.index)  # type: ignore[union-attr]
+            if sql == have:
+                cached.checked = time.monotonic()  # type: ignore[union-attr]
                 return cached
-            index = VectorIndex.load(path, **self.tuning)
-            loaded = _Loaded(index, stat, generation)
-            self._loaded[key] = loaded
-            return loaded
+            problem = f"{path.name}: holds {cached.index.ntotal} vectors, SQL {sql[0]} (ids differ)"  # type: ignore[union-attr]
+            self._start_heal(space_id, kind, problem)
+            raise _Damaged(problem)
+        with self._cache_lock:
+            self._loaded.pop(key, None)
+            index = None
+            if stat is not None:
+                try:
+                    index = VectorIndex.load(path, **self.tuning)
+                except CorruptIndexError as err:
+                    if not heal:
+                        raise
+                    problem = err.message
+            if heal and problem is None:
+                sql = self._sql_fingerprint(space_id, kind)
+                have = self._index_fingerprint(index) if index is not None else (0, -1, 0)
+                if sql != have:
+                    problem = (
+                        f"{path.name}: missing while SQL holds {sql[0]} vectors"
+                        if index is None
+                        else f"{path.name}: holds {have[0]} vectors, SQL {sql[0]} (ids differ)"
+                    )
+            if problem is None:
+                if index is None:
+                    return None
+                loaded = _Loaded(index, stat, generation)  # type: ignore[arg-type]
+                self._loaded[key] = loaded
+                return loaded
+        if self.heal_in_background:
+            self._start_heal(space_id, kind, problem)
+            raise _Damaged(problem)
+        log.warning("repairing %s before answering: %s", path.name, problem)
+        self.sync(space_id, kind)
+        return self._current(space_id, kind, heal=False)
+
+    def _header_problem(self, space_id: int, kind: str) -> str | None:
+        """What an index file's header says against SQL (count, max, sum of ids), without loading it."""
+        path = self.index_path(space_id, kind)
+        sql = self._sql_fingerprint(space_id, kind)
+        try:
+            have = tuple(read_header(path).get("ids") or ()) or None
+        except FileNotFoundError:
+            return f"{path.name}: missing while SQL holds {sql[0]} vectors" if sql[0] else None
+        except CorruptIndexError as err:
+            return err.message
+        if have is not None and have != sql:  # format 1 headers carry no ids: checked on load
+            return f"{path.name}: holds {have[0]} vectors, SQL {sql[0]}"
+        return None
+
+    def check_files(self) -> list[tuple[int, str, str]]:
+        """Every index's file header against SQL, without loading any; repairs what disagrees.
+
+        Run once when a process first searches: a process killed between an ingest's commit and
+        its sync left SQL ahead of indexes that this search may not touch. Each disagreeing
+        index is synced now (one-shot) or in the background (server); returns what was found.
+        """
+        found = []
+        for space_id, kind in self.known_indexes():
+            problem = self._header_problem(space_id, kind)
+            if problem is not None:
+                found.append((space_id, kind, problem))
+        for space_id, kind, problem in found:
+            self.repair(space_id, kind, problem)
+        return found
+
+    def repair(self, space_id: int, kind: str, problem: str) -> None:
+        """Sync an index found wrong: now (one-shot process) or in the background (server)."""
+        if self.heal_in_background:
+            self._start_heal(space_id, kind, problem)
+        else:
+            log.warning("repairing %s: %s", self.index_path(space_id, kind).name, problem)
+            self.sync(space_id, kind)
+
+    def repair_if_behind(self, space_id: int, kind: str) -> str | None:
+        """A skipped re-ingest's check: the file header against SQL (no load); repaired when wrong."""
+        problem = self._header_problem(space_id, kind)
+        if problem is not None:
+            self.repair(space_id, kind, problem)
+        return problem
+
+    def _recheck_due(self, loaded: _Loaded) -> bool:
+        return time.monotonic() - loaded.checked > self.recheck_s
+
+    def _start_heal(self, space_id: int, kind: str, problem: str) -> None:
+        """Sync this index from SQL in a daemon thread, once at a time per index."""
+        key = (space_id, kind)
+        with self._heal_lock:
+            self._problems[key] = problem
+            thread = self._healing.get(key)
+            if thread is not None and thread.is_alive():
+                return
+            log.warning("repairing %s in the background: %s", self.index_path(space_id, kind).name, problem)
+            thread = threading.Thread(
+                target=self._heal, args=key, name=f"heal-{space_id}-{kind}", daemon=True
+            )
+            self._healing[key] = thread
+            thread.start()
+
+    def _heal(self, space_id: int, kind: str) -> None:
+        key = (space_id, kind)
+        try:
+            report = self.sync(space_id, kind)
+        except Exception as exc:  # noqa: BLE001 - kept as the index's problem for /health and searches
+            log.exception("repair of %s failed", self.index_path(space_id, kind).name)
+            with self._heal_lock:
+                self._problems[key] = f"{self._problems.get(key)}; repair failed: {exc}"
+            return
+        log.warning(
+            "repaired %s: %d vectors (%d added, %d removed%s)",
+            self.index_path(space_id, kind).name,
+            report.count,
+            report.added,
+            report.removed,
+            ", rebuilt" if report.rebuilt else "",
+        )
+        with self._heal_lock:
+            self._problems.pop(key, None)
+
+    def wait_healed(self, timeout: float | None = None) -> bool:
+        """Wait for the background repairs under way; True when none is left running."""
+        with self._heal_lock:
+            threads = list(self._healing.values())
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
+
+    def health(self, space_id: int, kind: str) -> IndexHealth:
+        """What ``/health`` reports for one index; checks it as a search would (starting a repair)."""
+        key = (space_id, kind)
+        try:
+            loaded = self._current(space_id, kind)
+        except _Damaged as damaged:
+            with self._heal_lock:
+                thread = self._healing.get(key)
+                state = "healing" if thread is not None and thread.is_alive() else "damaged"
+                problem = self._problems.get(key, str(damaged))
+            return IndexHealth(space_id, kind, state, self._sql_fingerprint(space_id, kind)[0], problem)
+        # In line with SQL when loaded (checked then): its count, without a query per poll.
+        return IndexHealth(space_id, kind, "ok", loaded.index.ntotal if loaded is not None else 0)
+
+    def heal_all_in_background(self) -> threading.Thread:
+        """Check every index once (a server's start): damaged ones start their repair."""
+
+        def run() -> None:
+            try:
+                for space_id, kind in self.known_indexes():
+                    self.health(space_id, kind)
+            except Exception:  # noqa: BLE001 - the next search or /health checks again
+                log.exception("index check at start failed")
+
+        thread = threading.Thread(target=run, name="index-check", daemon=True)
+        thread.start()
+        return thread
+
+    def _stream_vectors(
+        self, space_id: int, kind: str, dim: int, allowed: np.ndarray | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) batches of an index: one streamed scan, or the allowed ids fetched by id."""
+        if allowed is not None:
+            yield from self._iter_vectors(space_id, kind, dim, np.asarray(allowed, dtype=np.int64))
+            return
+        stmt = (
+            select(Vector.id, Vector.data)
+            .where(Vector.space_id == space_id, Vector.kind == kind)
+            .execution_options(yield_per=self.batch_size)
+        )
+        with self.catalog.session() as s:
+            for part in s.connection().execute(stmt).partitions():
+                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                yield ids, decode([r[1] for r in part], dim)
+
+    def _exact_from_sql(
+        self, space_id: int, kind: str, q: np.ndarray, k: int, allowed: np.ndarray | None, problem: str
+    ) -> list[list[tuple[int, float]]]:
+        """While an index is repaired: the exact answer over SQL's vectors, or a named 503 when too many."""
+        n = len(allowed) if allowed is not None else self.sql_count(space_id, kind)
+        if n > self.exact_fallback_max:
+            raise IndexUnavailableError(
+                f"the {kind} index of model space {space_id} is being rebuilt from the catalog "
+                f"({problem}); its {n} vectors are too many to search exactly meanwhile "
+                f"(limit {self.exact_fallback_max}), retry in a while"
+            )
+        dim = self._space_dim(space_id)
+        best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
+        best_i = np.zeros((len(q), 0), dtype=np.int64)
+        for part_ids, vecs in self._stream_vectors(space_id, kind, dim, allowed):
+            scores = q @ l2n(vecs).T
+            best_s = np.concatenate([best_s, scores], axis=1)
+            best_i = np.concatenate([best_i, np.broadcast_to(part_ids, scores.shape)], axis=1)
+            if best_s.shape[1] > k:
+                keep = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+                best_s = np.take_along_axis(best_s, keep, axis=1)
+                best_i = np.take_along_axis(best_i, keep, axis=1)
+        out = []
+        for row_s, row_i in zip(best_s, best_i):
+            order = np.lexsort((row_i, -row_s))[:k]
+            out.append([(int(row_i[j]), float(row_s[j])) for j in order])
+        return out
 
     def _forget(self, space_id: int, kind: str) -> None:
         with self._cache_lock:
@@ -717,14 +985,19 @@ class IndexStore:
         if not isinstance(k, int | np.integer) or int(k) < 1:
             raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
         empty: list[list[tuple[int, float]]] = [[] for _ in range(len(q))]
-        loaded = self._current(space_id, kind)
-        if loaded is None or not len(q):
+        if not len(q):
             return empty
         allowed = None
         if video_ids is not None:
             allowed = self._ids_for_videos(space_id, kind, video_ids)
             if not len(allowed):
                 return empty
+        try:
+            loaded = self._current(space_id, kind)
+        except _Damaged as damaged:
+            return self._exact_from_sql(space_id, kind, l2n(q), int(k), allowed, str(damaged))
+        if loaded is None:
+            return empty
 
         def fetch(ids: np.ndarray) -> np.ndarray:
             return self.vectors_for(ids, space_id=space_id, kind=kind, missing="nan")
@@ -762,7 +1035,7 @@ class IndexStore:
         """SQL ids against the index file as it is now (readers' view)."""
         _check_kind(kind)
         sql_ids = self._sql_ids(space_id, kind)
-        loaded = self._current(space_id, kind)
+        loaded = self._current(space_id, kind, heal=False)
         index_ids = loaded.index.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
         missing = np.setdiff1d(sql_ids, index_ids, assume_unique=True)
         extra = np.setdiff1d(index_ids, sql_ids, assume_unique=True)
@@ -790,6 +1063,7 @@ def get_index_store(settings: Settings | None = None) -> IndexStore:
 __all__ = [
     "KINDS",
     "Consistency",
+    "IndexHealth",
     "IndexStore",
     "SyncReport",
     "VectorIndexError",

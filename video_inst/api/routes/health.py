@@ -1,8 +1,9 @@
-"""``GET /health``: 200 when the catalog answers and every index file it expects is readable.
+"""``GET /health``: 200 when the catalog answers and every index can answer searches.
 
-503 with the reason otherwise (a database that is down, an index file that is missing or
-corrupt: ``video-inst index rebuild`` restores it from SQL). Cheap enough for a load
-balancer to poll: one count and one small read per index file header.
+``status`` is ``ok``, or ``degraded`` while a missing, corrupt or lagging index is rebuilt
+from SQL in the background (each index says ``state`` and ``problem``; searches answer from
+SQL meanwhile). 503 with the reason when the database is down or an index can neither be
+searched nor repaired. Cheap enough for a load balancer to poll once the indexes are loaded.
 
 Example::
 
@@ -24,37 +25,41 @@ router = APIRouter(tags=["health"])
 
 
 def check_health(state: ApiState) -> dict[str, Any]:
-    """The health report; raises RuntimeError naming what is unreadable."""
-    from video_inst.catalog.models import IndexState, Video
-    from video_inst.vectors.index import read_header
+    """The health report; raises RuntimeError naming what is unreadable or cannot answer.
+
+    Each index is checked as a search would check it (checksum and ids against SQL on load;
+    loaded indexes stay cached, so a poll costs a stat and a query per index): a damaged one
+    starts its repair in the background and is reported ``healing`` with the problem, and
+    the status is ``degraded`` while searches answer from SQL meanwhile.
+    """
+    from video_inst.catalog.models import Video
     from video_inst.vectors.store import get_index_store
 
     try:
         with state.catalog.session() as s:
             videos = int(s.scalar(select(func.count()).select_from(Video)) or 0)
-            indexes = [
-                (int(space), str(kind), int(count or 0))
-                for space, kind, count in s.execute(
-                    select(IndexState.space_id, IndexState.kind, IndexState.count)
-                )
-            ]
+        store = get_index_store(state.settings)
+        reports = [store.health(space_id, kind) for space_id, kind in store.known_indexes()]
     except Exception as exc:  # noqa: BLE001 - any database failure is the answer
         raise RuntimeError(f"catalog unreadable: {type(exc).__name__}: {exc}") from exc
-    store = get_index_store(state.settings)
     out = []
-    for space_id, kind, count in sorted(indexes):
-        path = store.index_path(space_id, kind)
-        if count:
-            if not path.is_file():
-                raise RuntimeError(f"index file {path} is missing; run `video-inst index rebuild`")
-            try:
-                read_header(path)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeError(
-                    f"index file {path} unreadable ({exc}); run `video-inst index rebuild`"
-                ) from exc
-        out.append({"space_id": space_id, "kind": kind, "vectors": count})
-    return {"status": "ok", "videos": videos, "indexes": out, "ingest": state.ingest.mode}
+    for r in reports:
+        if r.state == "damaged" or (r.state == "healing" and r.vectors > store.exact_fallback_max):
+            raise RuntimeError(
+                f"index {r.space_id}-{r.kind} cannot answer ({r.state}): {r.problem}; "
+                "`video-inst index check --repair` rebuilds it from SQL"
+            )
+        out.append(
+            {
+                "space_id": r.space_id,
+                "kind": r.kind,
+                "vectors": r.vectors,
+                "state": r.state,
+                "problem": r.problem,
+            }
+        )
+    status = "ok" if all(r.state == "ok" for r in reports) else "degraded"
+    return {"status": status, "videos": videos, "indexes": out, "ingest": state.ingest.mode}
 
 
 @router.get("/health", response_model=HealthOut, responses=error_responses(503))
