@@ -102,10 +102,16 @@ def test_job_runs_through_chunks_and_is_skipped_when_done(ctx: tuple, edit_clip:
     c = _counts(catalog)
     assert c["shots"] == result["shots"] > 1 and c["keyframes"] == result["keyframes"]
     assert not staging.job_dir(settings, result["job_id"]).exists()  # staged files cleaned up
+    thumbs = sorted(settings.thumbnail_dir.rglob("*.jpg"))
+    assert len(thumbs) == result["keyframes"]
+    lost = thumbs[len(thumbs) // 2].read_bytes()
+    thumbs[len(thumbs) // 2].unlink()  # damage a derived file: the skipped re-run restores it
     again = _ingest(settings, catalog, edit_clip)
     assert again["status"] == "skipped" and again["video_id"] == result["video_id"]
     assert again["shots"] == result["shots"]
     assert _counts(catalog) == c
+    assert thumbs[len(thumbs) // 2].read_bytes()[:3] == lost[:3] == b"\xff\xd8\xff"  # a JPEG again
+    assert any("thumbnails restored" in w for w in again["warnings"]), again["warnings"]
 
 
 def test_every_step_twice_leaves_no_duplicates(ctx: tuple, edit_clip: Path) -> None:

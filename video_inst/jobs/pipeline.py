@@ -218,9 +218,17 @@ def start_ingest(
     if digest and not force:
         video_id, status = find_existing(catalog, digest)
         if status == "done":
+            from video_inst.ingest import repair_done_video
+            from video_inst.orphans import writing_thumbnails
+
+            # As in-process: a skipped re-ingest restores the video's index entries and thumbnails.
+            with writing_thumbnails(settings, digest):
+                repaired = repair_done_video(video_id, digest, resolved, settings, catalog)  # type: ignore[arg-type]
             with catalog.session() as s:
                 c = repo.counts(s, video_id=video_id)  # type: ignore[arg-type]
             counts = {"outcome": "skipped", **{k: c[k] for k in ("shots", "keyframes", "tracks")}}
+            if repaired:
+                counts["warnings"] = repaired
             notify: list[str] = []
             if state.end_job(catalog, job_id, status="done", video_id=video_id, counts=counts):
                 notify = _after_end(catalog, job_id)
