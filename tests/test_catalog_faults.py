@@ -95,23 +95,29 @@ def test_read_only_sqlite_catalog_is_named_before_any_analysis(tmp_path: Path, c
     assert json.loads(cli(env, "videos", "--json").stdout) == before  # nothing lost
 
 
+def _serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """A real ``video-inst serve`` on a free port, answering /health; stderr kept for the checks."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-m", "video_inst.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_health(base, proc)
+    return proc, base
+
+
 def test_read_only_catalog_answers_the_api_with_a_named_503(tmp_path: Path, clip: Path) -> None:
     home = tmp_path / "home"
     env = cli_env(home, media_roots=str(clip.parent))
     assert cli(env, "ingest", str(clip), "--json", "--no-analyse").returncode == 0
     # Made read-only before the server opens it (a file already open read-write stays writable).
     with read_only(home / "catalog.sqlite3"):
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-W", "ignore", "-m", "video_inst.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = _serve(env)
         try:
-            wait_health(base, server)
             response = httpx.post(base + "/ingest", json={"path": str(clip), "force": True}, timeout=30)
             assert response.status_code == 503, response.text
             error = error_of(response)
@@ -193,20 +199,7 @@ def test_job_of_a_killed_server_is_failed_and_its_staging_removed(tmp_path: Path
     home = tmp_path / "home"
     env = cli_env(home, media_roots=str(clip.parent), chunk_delay_s="600")
 
-    def serve() -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-W", "ignore", "-m", "video_inst.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_health(base, proc)
-        return proc, base
-
-    server, base = serve()
+    server, base = _serve(env)
     try:
         response = httpx.post(base + "/ingest", json={"path": str(clip), "analyse": False}, timeout=30)
         assert response.status_code == 202, response.text
@@ -222,7 +215,7 @@ def test_job_of_a_killed_server_is_failed_and_its_staging_removed(tmp_path: Path
     finally:
         server.send_signal(signal.SIGKILL)
         server.communicate(timeout=30)
-    server, base = serve()
+    server, base = _serve(env)
     try:
         job = httpx.get(base + f"/jobs/{job_id}", timeout=10).json()
         assert job["status"] == "failed", job
