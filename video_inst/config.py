@@ -213,6 +213,11 @@ class Settings(BaseSettings):
         return self.home / "thumbnails"
 
     @property
+    def staging_root(self) -> Path:
+        """Where jobs stage chunk results: ``staging_dir``, else ``home/staging``."""
+        return self.staging_dir or self.home / "staging"
+
+    @property
     def models_dir(self) -> Path:
         return self.home / "models"
 

@@ -159,7 +159,7 @@ def collect_thumbnails(
 
 def collect_staging(catalog: Catalog, settings: Settings, *, remove: bool = True) -> list[Path]:
     """Staging folders of jobs that are gone or ended; removed unless told not."""
-    root = settings.staging_dir or settings.home / "staging"  # jobs.staging.staging_root, without jobs/
+    root = settings.staging_root
     if not root.is_dir():
         return []
     folders = [p for p in sorted(root.iterdir()) if p.is_dir()]

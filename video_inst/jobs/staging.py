@@ -29,7 +29,7 @@ from video_inst.errors import TransientError
 
 
 def staging_root(settings: Settings) -> Path:
-    return settings.staging_dir or settings.home / "staging"
+    return settings.staging_root
 
 
 def job_dir(settings: Settings, job_id: str) -> Path:
