@@ -144,14 +144,16 @@ def test_a_transaction_that_fails_leaves_nothing(tmp_path: Path) -> None:
 
 def test_jobs_record_progress_and_timestamps(tmp_path: Path) -> None:
     catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite3'}", auto_upgrade=True)
-    with catalog.session() as s:
-        repo.create_job(s, job_id="j1", kind="ingest", path="/v/a.mp4")
-    with catalog.session() as s:
-        job = repo.update_job(s, job_id="j1", status="running", progress=0.5)
-        assert job.started_at is not None and job.finished_at is None
-        job = repo.update_job(s, job_id="j1", status="done", progress=1.0)
-        assert job.finished_at is not None
-        assert [j.id for j in repo.list_jobs(s, status=["done"])] == ["j1"]
+    from video_inst.catalog import jobs
+
+    jobs.create_job(catalog, job_id="j1", kind="ingest", path="/v/a.mp4")
+    assert jobs.mark_running(catalog, "j1") and jobs.set_progress(catalog, "j1", 0.5)
+    job = jobs.require_job(catalog, "j1")
+    assert job["started_at"] is not None and job["finished_at"] is None and job["progress"] == 0.5
+    assert jobs.end_job(catalog, "j1", status="done")
+    job = jobs.require_job(catalog, "j1")
+    assert job["finished_at"] is not None and job["progress"] == 1.0
+    assert [j["job_id"] for j in jobs.list_jobs(catalog, status=["done"])] == ["j1"]
 
 
 def test_migration_0002_backfills_track_spaces_and_downgrades_with_data(db_url: str) -> None:

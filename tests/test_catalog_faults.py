@@ -204,7 +204,7 @@ def test_job_of_a_killed_server_is_failed_and_its_staging_removed(tmp_path: Path
         response = httpx.post(base + "/ingest", json={"path": str(clip), "analyse": False}, timeout=30)
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
-        plan = home / "staging" / job_id / "plan.pkl"
+        plan = home / "staging" / job_id / "plan.json"
         deadline = time.monotonic() + 120
         while not plan.exists():  # the plan is staged, then the chunk sleeps (chunk_delay_s)
             assert time.monotonic() < deadline, httpx.get(base + f"/jobs/{job_id}").text

@@ -390,7 +390,7 @@ def test_tiles_add_small_boxes_after_the_whole_frame_regions(effnet, frames) -> 
     base = DasrExtractor(effnet, DasrParams(input_size=384, max_peaks=4))
     tiled = DasrExtractor(effnet, DasrParams(input_size=384, max_peaks=4, tiles=2))
     assert tiled.space_name == "dasr:efficientnet_lite0:s384:avg:t2"
-    from video_inst.spaces import load_space_model
+    from video_inst.models.loading import load_space_model
 
     assert load_space_model(tiled.space_name, Settings(device="cpu")).params.tiles == 2
     for plain, more, frame in zip(base.extract(frames), tiled.extract(frames), frames, strict=True):

@@ -14,7 +14,8 @@ from video_inst.catalog.db import Catalog
 from video_inst.catalog.models import ModelSpace, Video, VideoSpace
 from video_inst.config import Settings
 from video_inst.errors import ModelSpaceMismatchError
-from video_inst.spaces import active_space, configured_space_name, load_space_model
+from video_inst.models.loading import load_space_model
+from video_inst.spaces import active_space, configured_space_name
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

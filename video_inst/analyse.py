@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from video_inst.catalog import repo
 from video_inst.config import Settings
+from video_inst.ingest_data import AnalysisData, SpaceRef, TrackData
 from video_inst.media.types import Keyframe, ShotPlan
 from video_inst.models.loading import load_clip, load_dasr
 from video_inst.spaces import clip_space_name
@@ -267,130 +267,64 @@ class VideoAnalysis:
         return set(self._spaces)
 
 
-def store_analyses(
-    session: Any, analyses: Sequence[VideoAnalysis], *, video: Any, keyframe_rows: dict[int, Any]
-) -> int:
-    """Write tracks, boxes, labels and vectors of a video's analysed chunks in the caller's transaction."""
-    from video_inst.catalog.models import Label, Track, TrackBox
-    from video_inst.vectors.store import get_index_store
-
-    if not analyses:
-        return 0
-    analyser = analyses[0].analyser
-    store = get_index_store(analyser.settings)
+def analysis_data(analysis: VideoAnalysis) -> AnalysisData:
+    """A finished analysis as plain data (what a chunk carries to the commit): no model, no session."""
+    analyser = analysis.analyser
     dasr = analyser.dasr
-    dasr_space = store.ensure_space(
-        session,
-        name=dasr.space_name,
-        family="dasr",
-        dim=dasr.dim,
-        params={"backbone": dasr.backbone.model_id},
-    )
-    shots = {s.index: s for s in video.shots}
-    finished = [t for a in analyses for t in a.tracks]
-    rows = [
-        Track(
-            video_id=video.id,
-            shot_id=shots[t.shot_index].id,
+    tracks = [
+        TrackData(
+            shot_index=t.shot_index,
             is_frame=t.is_frame,
             start_s=t.start_s,
             end_s=t.end_s,
-            space_id=dasr_space.id,
-            best_keyframe_id=keyframe_rows[t.draft.keyframe_ids[t.draft.best]].id,
-            score=float(max(t.draft.scores)),
-            labels=[[name, prob] for name, prob in t.labels],
+            keyframe_pts=list(t.draft.keyframe_ids),
+            scores=list(t.draft.scores),
+            boxes=np.stack(t.draft.boxes).astype(np.float32),
+            vectors=np.stack(t.draft.vectors).astype(np.float32),
+            representative=t.draft.representative(),
+            best=t.draft.best,
+            labels=list(t.labels),
+            clip_vector=t.clip_vector,
         )
-        for t in finished
+        for t in analysis.tracks
     ]
-    session.add_all(rows)
-    session.flush()
-    track_rows: list[tuple[FinishedTrack, Any, list[Any]]] = []
-    for t, row in zip(finished, rows):
-        d = t.draft
-        boxes = [
-            TrackBox(
-                track_id=row.id,
-                keyframe_id=keyframe_rows[pts].id,
-                x0=float(b[0]),
-                y0=float(b[1]),
-                x1=float(b[2]),
-                y1=float(b[3]),
-                score=s,
-            )
-            for pts, b, s in zip(d.keyframe_ids, d.boxes, d.scores)
-        ]
-        session.add_all(boxes)
-        session.add_all(
-            [Label(track_id=row.id, rank=r, label=name, prob=prob) for r, (name, prob) in enumerate(t.labels)]
-        )
-        track_rows.append((t, row, boxes))
-    session.flush()
-    spaces: set[tuple[int, str]] = set()
-    if track_rows:
-        box_ids = [b.id for _, _, boxes in track_rows for b in boxes]
-        box_vecs = np.stack([v for t, _, _ in track_rows for v in t.draft.vectors])
-        store.add_vectors(session, dasr_space, "region", box_ids, [video.id] * len(box_ids), box_vecs)
-        track_vecs = np.stack([t.draft.representative() for t, _, _ in track_rows])
-        track_ids = [row.id for _, row, _ in track_rows]
-        store.add_vectors(session, dasr_space, "track", track_ids, [video.id] * len(track_ids), track_vecs)
-        spaces |= {(dasr_space.id, "region"), (dasr_space.id, "track")}
-        by_kind = {"region": (box_ids, box_vecs), "track": (track_ids, track_vecs)}
-    else:
-        by_kind = {}
-    repo.mark_video_space(session, video_id=video.id, space_id=dasr_space.id, status="done")
-    from video_inst.whitened_spaces import add_whitened_vectors
-
-    spaces |= add_whitened_vectors(session, store, dasr_space, video.id, by_kind)  # docs/VECTORS.md
+    data = AnalysisData(
+        dasr=SpaceRef(dasr.space_name, dasr.dim, {"backbone": dasr.backbone.model_id}), tracks=tracks
+    )
     clip = analyser.clip
     if clip is not None:
-        clip_space = store.ensure_space(session, name=clip.space_name, family="clip", dim=clip.dim, params={})
-        # A DASR re-index of a video CLIP already covers adds only the new tracks' vectors:
-        # frame vectors belong to keyframes, which a re-index keeps.
-        had_frames = repo.video_space_status(session, video_id=video.id, space_id=clip_space.id) == "done"
-        frames = {} if had_frames else {pts: v for a in analyses for pts, v in a.frame_vectors.items()}
-        if frames:
-            frame_ids = [keyframe_rows[p].id for p in frames]
-            store.add_vectors(
-                session,
-                clip_space,
-                "frame",
-                frame_ids,
-                [video.id] * len(frame_ids),
-                np.stack(list(frames.values())),
-            )
-            spaces.add((clip_space.id, "frame"))
-        with_vec = [(row.id, t.clip_vector) for t, row, _ in track_rows if t.clip_vector is not None]
-        if with_vec:
-            store.add_vectors(
-                session,
-                clip_space,
-                "track",
-                [i for i, _ in with_vec],
-                [video.id] * len(with_vec),
-                np.stack([v for _, v in with_vec]),
-            )
-            spaces.add((clip_space.id, "track"))
-        repo.mark_video_space(session, video_id=video.id, space_id=clip_space.id, status="done")
+        data.clip = SpaceRef(clip.space_name, clip.dim, {})
+        data.frame_pts = list(analysis.frame_vectors)
+        if data.frame_pts:
+            data.frame_vectors = np.stack(list(analysis.frame_vectors.values())).astype(np.float32)
     elif analyser.clip_missing_reason:
-        # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
         import open_clip
 
         dim = int((open_clip.get_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
         if dim > 0:
-            clip_space = store.ensure_space(
-                session, name=clip_space_name(analyser.settings), family="clip", dim=dim, params={}
-            )
-            if repo.video_space_status(session, video_id=video.id, space_id=clip_space.id) != "done":
-                repo.mark_video_space(
-                    session,
-                    video_id=video.id,
-                    space_id=clip_space.id,
-                    status="missing",
-                    note=analyser.clip_missing_reason,
-                )
+            data.clip_missing = SpaceRef(clip_space_name(analyser.settings), dim, {})
+            data.clip_missing_reason = analyser.clip_missing_reason
+    return data
+
+
+def store_analyses(
+    session: Any, analyses: Sequence[VideoAnalysis], *, video: Any, keyframe_rows: dict[int, Any]
+) -> int:
+    """Write tracks, boxes, labels and vectors of a video's analysed chunks in the caller's transaction."""
+    from video_inst.analysis_store import store_analysis_data
+
+    if not analyses:
+        return 0
+    tracks, spaces = store_analysis_data(
+        session,
+        [analysis_data(a) for a in analyses],
+        video=video,
+        keyframe_rows=keyframe_rows,
+        settings=analyses[0].analyser.settings,
+    )
     for a in analyses:
         a._spaces = sorted(spaces)
-    return len(track_rows)
+    return tracks
 
 
 def _crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:

@@ -1,12 +1,22 @@
-"""One video end to end, callable without Celery, in three stages workers can spread out:
+"""One video end to end: the one ingest path, in steps that workers can spread out.
 
-1. ``plan_video``: hash, probe, shot plan (one decode pass) → ``PlannedVideo``;
-2. ``analyse_shots``: decode the keyframes of a range of shots, thumbnails, DASR / CLIP,
-   tracks → ``ChunkResult`` (plain data; several workers can each take a range);
-3. ``commit_video``: everything of the video in ONE transaction, then the FAISS sync.
+Every way of ingesting (the CLI's ``ingest_path``, the API's embedded thread jobs and the
+Celery chord, both through ``jobs.pipeline``) runs these steps and no other copy of them:
 
-A failure at any stage leaves the catalog as it was, apart from the video row marked
-failed with the reason. ``ingest_path`` runs the three in-process.
+1. ``identify``: the one validation rule (media roots, then a regular file, else
+   ``MissingFileError``) and the content hash;
+2. ``begin_ingest``: the one skip rule (content already ``done`` and no ``force``: a
+   ``skipped`` result with the active DASR space's counts, its index entries and thumbnails
+   repaired), else a writable-catalog check, the shot plan (one decode pass) and its chunks
+   of whole shots → ``Begun``;
+3. ``analyse_shots``: decode the keyframes of a range of shots, thumbnails, DASR / CLIP,
+   tracks → ``ChunkResult``, plain data (``ingest_data``) that crosses workers as JSON;
+4. ``commit_video``: everything of the video in ONE transaction, then the FAISS sync;
+5. ``fail_video``: a failure at any step leaves the catalog as it was, apart from the video
+   row marked failed with the reason (never for a path outside the media roots).
+
+``ingest_path`` runs them in this process, holding the content lock throughout, so a second
+process ingesting the same content waits and then answers ``skipped``.
 
 Example::
 
@@ -20,7 +30,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,11 +48,12 @@ from video_inst.catalog.models import Keyframe as KeyframeRow
 from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
+from video_inst.ingest_data import ChunkResult, PlannedVideo
 from video_inst.media.decode import decode_keyframes, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
 from video_inst.media.shots import ShotSettings, plan_shots
-from video_inst.media.types import Keyframe, ShotPlan, VideoInfo
+from video_inst.media.types import Keyframe, ShotPlan
 from video_inst.orphans import collect_thumbnails, writing_thumbnails
 
 log = logging.getLogger(__name__)
@@ -82,24 +95,15 @@ class IngestResult:
 
 
 @dataclass
-class PlannedVideo:
-    """Stage 1's output: what every later stage needs, and nothing stored yet."""
+class Begun:
+    """``begin_ingest``'s decision: a final ``skipped`` result, or the plan and its chunks to analyse."""
 
     path: Path
-    size: int
     digest: str
-    info: VideoInfo
-    plan: ShotPlan
-    existing_id: int | None = None  # the catalog row of this content, if any
-
-
-@dataclass
-class ChunkResult:
-    """Stage 2's output for a range of shots: linked tracks and frame vectors (plain data)."""
-
-    shot_indices: list[int]
-    analysis: Any | None  # video_inst.analyse.VideoAnalysis (None when analysis is off)
-    warnings: list[str] = field(default_factory=list)
+    skipped: IngestResult | None = None
+    planned: PlannedVideo | None = None
+    chunks: list[list[int]] = field(default_factory=list)
+    reused_plan: bool = False  # the staged plan given was still this file's
 
 
 def check_media_root(path: Path, settings: Settings, *, required: bool = False) -> Path:
@@ -127,7 +131,40 @@ def thumbnail_relpath(digest: str, pts: int) -> str:
     return f"{digest[:16]}/{pts}.jpg"
 
 
-# --- stage 1 -----------------------------------------------------------------------------
+# --- step 1: the one validation rule ----------------------------------------------------------
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def validate_path(path: Path, settings: Settings, *, required: bool = False) -> Path:
+    """The resolved path if it may be ingested: inside the media roots, an existing regular file.
+
+    Raises ``OutsideMediaRootsError``, or ``MissingFileError`` ("no such file", "not a regular
+    file (a folder)"), found without opening the file (a FIFO would block).
+    """
+    resolved = check_media_root(path, settings, required=required)
+    try:
+        st = resolved.stat()
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: no such file") from None
+    except NotADirectoryError:
+        raise MissingFileError(f"{path}: no such file") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
+        raise MissingFileError(f"{path}: not a regular file ({kind})")
+    return resolved
+
+
+def identify(path: Path, settings: Settings, *, required: bool = False) -> tuple[Path, str]:
+    """(resolved path, content hash; '' for an empty file) of a path that passes ``validate_path``."""
+    resolved = validate_path(path, settings, required=required)
+    return resolved, content_hash(resolved) if resolved.stat().st_size else ""
 
 
 def find_existing(catalog: Catalog, digest: str) -> tuple[int | None, str | None]:
@@ -137,14 +174,46 @@ def find_existing(catalog: Catalog, digest: str) -> tuple[int | None, str | None
         return (video.id, video.status) if video else (None, None)
 
 
+# --- step 2: the one skip rule, then the plan ------------------------------------------------
+
+
+def skip_if_done(
+    path: Path, digest: str, settings: Settings, catalog: Catalog, *, force: bool = False
+) -> IngestResult | None:
+    """The ``skipped`` result when this content is already ``done`` (and no ``force``), else None.
+
+    Its counts are those search answers from (tracks of the active DASR space); its index
+    entries and thumbnails are repaired first, and the repairs named in its warnings.
+    """
+    if not digest or force:
+        return None
+    started = time.perf_counter()
+    video_id, status = find_existing(catalog, digest)
+    if status != "done" or video_id is None:
+        return None
+    with catalog.session() as s:
+        from video_inst.spaces import active_tracks
+
+        c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))
+    with writing_thumbnails(settings, digest):
+        notes = repair_done_video(video_id, digest, path, settings, catalog)
+    return IngestResult(
+        video_id=video_id,
+        path=str(path),
+        status="skipped",
+        shots=c["shots"],
+        keyframes=c["keyframes"],
+        tracks=c["tracks"],
+        warnings=notes,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
 def plan_video(
     path: Path, settings: Settings, progress: Progress | None = None, *, digest: str | None = None
 ) -> PlannedVideo:
     """Hash (unless given), probe and shot-plan a file; raises the named media errors."""
-    if not path.exists():
-        raise MissingFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise MissingFileError(f"{path}: not a regular file")
+    path = validate_path(path, settings)
     size = path.stat().st_size
     if progress:
         progress("hash", 0.0)
@@ -162,7 +231,64 @@ def plan_video(
     return PlannedVideo(path=path, size=size, digest=digest, info=info, plan=plan)
 
 
-# --- stage 2 -----------------------------------------------------------------------------
+def chunk_shots(plan: ShotPlan, max_keyframes: int | None) -> list[list[int]]:
+    """Consecutive whole shots, about ``max_keyframes`` keyframes per chunk (None: one chunk).
+
+    Shots are never split: tracks are linked within a shot. A shot with more keyframes
+    than the limit is a chunk of its own.
+    """
+    if max_keyframes is None:
+        return [[shot.index for shot in plan.shots]]
+    per_shot = Counter(k.shot_index for k in plan.keyframes)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    n = 0
+    for shot in plan.shots:
+        k = per_shot.get(shot.index, 0)
+        if current and n + k > max(1, max_keyframes):
+            chunks.append(current)
+            current, n = [], 0
+        current.append(shot.index)
+        n += k
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def begin_ingest(
+    path: Path,
+    digest: str,
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    force: bool = False,
+    locked: bool = False,
+    chunk_keyframes: int | None = None,
+    staged: PlannedVideo | None = None,
+    progress: Progress | None = None,
+) -> Begun:
+    """Skip, or check the catalog takes writes and plan: the decision every ingest path makes.
+
+    ``locked``: the caller holds this content's lock (else it is taken for the skip lookup).
+    ``staged``: a plan made earlier for this job, reused if the file is still the same.
+    """
+    if locked:
+        skipped = skip_if_done(path, digest, settings, catalog, force=force)
+    else:
+        with content_lock(catalog, settings, digest):
+            skipped = skip_if_done(path, digest, settings, catalog, force=force)
+    if skipped is not None:
+        return Begun(path, digest, skipped=skipped)
+    catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
+    reused = staged is not None and staged.digest == digest and staged.path == path
+    planned = staged if reused else plan_video(path, settings, progress, digest=digest)
+    assert planned is not None
+    return Begun(
+        path, digest, planned=planned, chunks=chunk_shots(planned.plan, chunk_keyframes), reused_plan=reused
+    )
+
+
+# --- step 3: analysis of a range of shots ------------------------------------------------------
 
 
 def analyse_shots(
@@ -176,7 +302,8 @@ def analyse_shots(
 ) -> ChunkResult:
     """Decode the keyframes of some shots (all by default), write thumbnails, run the models.
 
-    ``analyser`` (video_inst.analyse.Analyser) defaults to the process's shared one.
+    ``analyser`` (video_inst.analyse.Analyser) defaults to the process's shared one. The
+    result is plain data: no model or session travels with it.
     """
     wanted = set(range(len(planned.plan.shots))) if shot_indices is None else set(shot_indices)
     keyframes = [k for k in planned.plan.keyframes if k.shot_index in wanted]
@@ -187,25 +314,29 @@ def analyse_shots(
         analysis = VideoAnalysis(analyser or get_analyser(settings), planned.plan)
     thumbs = settings.thumbnail_dir
     total = max(len(keyframes), 1)
-    decoded = decode_keyframes(
-        planned.path, keyframes, rotation=planned.info.rotation, threads=settings.decode_threads
-    )
-    for n, (keyframe, rgb) in enumerate(decoded):
-        write_thumbnail(
-            rgb, thumbs / thumbnail_relpath(planned.digest, keyframe.pts), settings.thumbnail_max_side
+    with writing_thumbnails(settings, planned.digest):
+        decoded = decode_keyframes(
+            planned.path, keyframes, rotation=planned.info.rotation, threads=settings.decode_threads
         )
-        if analysis is not None:
-            analysis.add(keyframe, rgb)
-        if progress:
-            progress("keyframes", (n + 1) / total)
-    if analysis is not None:
-        analysis.finish()
+        for n, (keyframe, rgb) in enumerate(decoded):
+            write_thumbnail(
+                rgb, thumbs / thumbnail_relpath(planned.digest, keyframe.pts), settings.thumbnail_max_side
+            )
+            if analysis is not None:
+                analysis.add(keyframe, rgb)
+            if progress:
+                progress("keyframes", (n + 1) / total)
+    if analysis is None:
+        return ChunkResult(shot_indices=sorted(wanted), analysis=None)
+    from video_inst.analyse import analysis_data
+
+    analysis.finish()
     return ChunkResult(
-        shot_indices=sorted(wanted), analysis=analysis, warnings=list(analysis.warnings) if analysis else []
+        shot_indices=sorted(wanted), analysis=analysis_data(analysis), warnings=list(analysis.warnings)
     )
 
 
-# --- stage 3 -----------------------------------------------------------------------------
+# --- step 4: commit ----------------------------------------------------------------------------
 
 
 def commit_video(
@@ -216,24 +347,24 @@ def commit_video(
     for chunk in chunks:
         warnings += [w for w in chunk.warnings if w not in warnings]
     analyses = [c.analysis for c in chunks if c.analysis is not None]
-    try:
-        video_id, tracks = _store(planned, analyses, warnings, catalog)
-    except IntegrityError:
-        # Another process inserted a row this transaction also inserts (the content's video row,
-        # or a model space on first use) and committed first: a second attempt finds and reuses it.
-        log.info("%s: concurrent insert, committing again", planned.path)
-        video_id, tracks = _store(planned, analyses, warnings, catalog)
-    pause_point("after-commit")
-    spaces = {space for a in analyses for space in a.spaces}
-    if spaces:
-        from video_inst.vectors.store import get_index_store
+    with writing_thumbnails(settings, planned.digest):
+        try:
+            video_id, tracks, spaces = _store(planned, analyses, warnings, catalog, settings)
+        except IntegrityError:
+            # Another process inserted a row this transaction also inserts (the content's video row,
+            # or a model space on first use) and committed first: a second attempt finds and reuses it.
+            log.info("%s: concurrent insert, committing again", planned.path)
+            video_id, tracks, spaces = _store(planned, analyses, warnings, catalog, settings)
+        pause_point("after-commit")
+        if spaces:
+            from video_inst.vectors.store import get_index_store
 
-        store = get_index_store(settings)
-        for space_id, kind in sorted(spaces):
-            store.sync(space_id, kind)
-    if planned.digest:
-        # Thumbnails of an earlier run killed before its commit (or made with other settings).
-        collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
+            store = get_index_store(settings)
+            for space_id, kind in sorted(spaces):
+                store.sync(space_id, kind)
+        if planned.digest:
+            # Thumbnails of an earlier run killed before its commit (or made with other settings).
+            collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
     return IngestResult(
         video_id=video_id,
         path=str(planned.path),
@@ -246,10 +377,10 @@ def commit_video(
 
 
 def _store(
-    planned: PlannedVideo, analyses: list[Any], warnings: list[str], catalog: Catalog
-) -> tuple[int, int]:
-    """The one transaction of a commit: (video id, tracks stored)."""
-    tracks = 0
+    planned: PlannedVideo, analyses: list[Any], warnings: list[str], catalog: Catalog, settings: Settings
+) -> tuple[int, int, set[tuple[int, str]]]:
+    """The one transaction of a commit: (video id, tracks stored, indexes to sync)."""
+    tracks, spaces = 0, set()
     pause_point("before-commit")
     with catalog.session() as s:
         video = repo.upsert_video(
@@ -265,12 +396,14 @@ def _store(
         for keyframe in planned.plan.keyframes:
             keyframe_rows[keyframe.pts].thumbnail = thumbnail_relpath(planned.digest, keyframe.pts)
         if analyses:
-            from video_inst.analyse import store_analyses
+            from video_inst.analysis_store import store_analysis_data
 
-            tracks = store_analyses(s, analyses, video=video, keyframe_rows=keyframe_rows)
+            tracks, spaces = store_analysis_data(
+                s, analyses, video=video, keyframe_rows=keyframe_rows, settings=settings
+            )
         video.warnings = warnings
         video_id = video.id
-    return video_id, tracks
+    return video_id, tracks, spaces
 
 
 def repair_done_video(
@@ -318,6 +451,9 @@ def repair_done_video(
     return notes
 
 
+# --- step 5: failure ---------------------------------------------------------------------------
+
+
 def record_failure(catalog: Catalog, path: Path, error: str) -> int | None:
     """Mark the video row failed with the reason; nothing else in the catalog changes.
 
@@ -344,7 +480,30 @@ def record_failure(catalog: Catalog, path: Path, error: str) -> int | None:
         return repo.record_failure(s, path=str(path), size=size, content_hash=digest, error=error).id
 
 
-# --- in-process --------------------------------------------------------------------------
+def fail_video(
+    path: str | Path,
+    error: str,
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    required: bool = False,
+    digest: str = "",
+) -> int | None:
+    """The failure step of every path: the video row records the reason; returns its id, if any.
+
+    A path outside the media roots is never touched (not even hashed). Thumbnails this failed
+    run wrote (``digest`` known) that no row names are removed; earlier rows keep theirs.
+    """
+    try:
+        allowed = check_media_root(Path(path), settings, required=required)
+    except OutsideMediaRootsError:
+        return None
+    if digest:
+        collect_thumbnails(catalog, settings, [digest[:16]])
+    return record_failure(catalog, allowed, error)
+
+
+# --- in this process ---------------------------------------------------------------------------
 
 
 def ingest_path(
@@ -358,81 +517,55 @@ def ingest_path(
     analyser: Any | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Ingest one file in this process; never raises for bad media, the result says what went wrong."""
+    """Ingest one file in this process; never raises for bad media, the result says what went wrong.
+
+    The steps of the module docstring, one chunk of all shots, the content lock held throughout.
+    """
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)
     started = time.perf_counter()
     result = IngestResult(video_id=None, path=str(path), status="failed")
-    resolved = Path(path)
+    digest = ""
     try:
-        resolved = check_media_root(Path(path), settings, required=require_media_root)
+        resolved, digest = identify(Path(path), settings, required=require_media_root)
         result.path = str(resolved)
-        digest = None
-        if resolved.is_file() and resolved.stat().st_size:
-            digest = content_hash(resolved)
         # One ingest of a given content at a time, across processes: a second one waits here,
         # then finds the first one's row and answers "skipped" (never a race on the insert).
-        with content_lock(catalog, settings, digest or ""):
-            if digest:
-                skipped = _skipped(catalog, settings, digest, resolved, started, force=force)
-                if skipped is not None:
-                    with writing_thumbnails(settings, digest):
-                        skipped.warnings = repair_done_video(
-                            skipped.video_id,  # type: ignore[arg-type]
-                            digest,
-                            resolved,
-                            settings,
-                            catalog,
-                        )
-                    skipped.seconds = round(time.perf_counter() - started, 3)
-                    return skipped
-            catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
-            planned = plan_video(resolved, settings, progress, digest=digest)
-            with writing_thumbnails(settings, planned.digest):
-                try:
-                    chunk = analyse_shots(
-                        planned, settings, analyse=analyse, analyser=analyser, progress=progress
+        with content_lock(catalog, settings, digest):
+            begun = begin_ingest(
+                resolved, digest, settings, catalog, force=force, locked=True, progress=progress
+            )
+            if begun.skipped is not None:
+                result = begun.skipped
+            else:
+                assert begun.planned is not None
+                chunks = [
+                    analyse_shots(
+                        begun.planned,
+                        settings,
+                        shot_indices=shots,
+                        analyse=analyse,
+                        analyser=analyser,
+                        progress=progress,
                     )
-                    if progress:
-                        progress("commit", 0.0)
-                    result = commit_video(planned, [chunk], settings, catalog)
-                except VideoInstError:
-                    if planned.digest:  # what this failed run wrote has no row (earlier rows keep theirs)
-                        collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
-                    raise
+                    for shots in begun.chunks
+                ]
+                if progress:
+                    progress("commit", 0.0)
+                result = commit_video(begun.planned, chunks, settings, catalog)
     except CatalogUnwritableError as exc:
         result.status, result.error = "failed", exc.message  # nothing can be recorded in the catalog
     except VideoInstError as exc:
         result.status = "failed"
         result.error = exc.message
         try:
-            result.video_id = record_failure(catalog, resolved, exc.message)
+            result.video_id = fail_video(
+                path, exc.message, settings, catalog, required=require_media_root, digest=digest
+            )
         except CatalogUnwritableError as unwritable:
             result.error = f"{exc.message}; {unwritable.message}"
     result.seconds = round(time.perf_counter() - started, 3)
     return result
-
-
-def _skipped(
-    catalog: Catalog, settings: Settings, digest: str, path: Path, started: float, *, force: bool
-) -> IngestResult | None:
-    """The "skipped" result when this content is already done (and no ``force``), else None."""
-    video_id, status = find_existing(catalog, digest)
-    if status != "done" or force:
-        return None
-    with catalog.session() as s:
-        from video_inst.spaces import active_tracks
-
-        c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))  # type: ignore[arg-type]
-    return IngestResult(
-        video_id=video_id,
-        path=str(path),
-        status="skipped",
-        shots=c["shots"],
-        keyframes=c["keyframes"],
-        tracks=c["tracks"],
-        seconds=round(time.perf_counter() - started, 3),
-    )
 
 
 def delete_video(ref: str | int, *, settings: Settings | None = None, catalog: Catalog | None = None) -> int:

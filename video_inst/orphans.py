@@ -33,10 +33,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from video_inst.catalog.db import Catalog
-from video_inst.catalog.models import Job, Keyframe
+from video_inst.catalog.jobs import active_job_ids
+from video_inst.catalog.models import Keyframe
 from video_inst.config import Settings
 
-ACTIVE_JOB_STATES = ("queued", "running")
 _JPEG = "*.jpg"
 
 
@@ -165,8 +165,7 @@ def collect_staging(catalog: Catalog, settings: Settings, *, remove: bool = True
     folders = [p for p in sorted(root.iterdir()) if p.is_dir()]
     if not folders:
         return []
-    with catalog.session() as s:
-        active = set(s.scalars(select(Job.id).where(Job.status.in_(ACTIVE_JOB_STATES))))
+    active = active_job_ids(catalog)
     orphans = [p for p in folders if p.name not in active]
     if remove:
         for path in orphans:

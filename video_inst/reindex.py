@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +34,10 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from video_inst.catalog import jobs
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import (
     IndexState,
-    Job,
     Keyframe,
     ModelSpace,
     Shot,
@@ -98,23 +97,16 @@ def _pending_videos(catalog: Catalog, space_id: int) -> tuple[list[int], list[in
 
 def _job_row(catalog: Catalog, space_name: str) -> str:
     """The unfinished reindex job of this space (a resumed run continues it), else a new one."""
-    from video_inst.catalog import repo
-
-    with catalog.session() as s:
-        job = s.scalars(
-            select(Job)
-            .where(Job.kind == "reindex", Job.path == space_name, Job.status.in_(("queued", "running")))
-            .order_by(Job.created_at.desc())
-        ).first()
-        if job is None:
-            job = repo.create_job(s, job_id=str(uuid.uuid4()), kind="reindex", path=space_name)
-        repo.update_job(s, job_id=job.id, status="running", error=None)
-        return job.id
+    job = jobs.active_job_for_path(catalog, path=space_name, kind="reindex")
+    job_id = job["job_id"] if job is not None else jobs.create_job(catalog, kind="reindex", path=space_name)
+    jobs.mark_running(catalog, job_id)
+    return job_id
 
 
-def _job_progress(catalog: Catalog, job_id: str, report: ReindexReport, total: int, **fields: Any) -> None:
-    from video_inst.catalog import repo
-
+def _job_progress(
+    catalog: Catalog, job_id: str, report: ReindexReport, total: int, *, end: str | None = None
+) -> None:
+    """Progress and counts of the job row; ``end`` ('done' / 'failed') ends it with the failures named."""
     finished = len(report.done) + len(report.skipped)
     counts = {
         "total": total,
@@ -122,10 +114,10 @@ def _job_progress(catalog: Catalog, job_id: str, report: ReindexReport, total: i
         "skipped": len(report.skipped),
         "failed": len(report.failed),
     }
-    with catalog.session() as s:
-        repo.update_job(
-            s, job_id=job_id, progress=finished / total if total else 1.0, counts=counts, **fields
-        )
+    jobs.set_progress(catalog, job_id, finished / total if total else 1.0, counts)
+    if end is not None:
+        failed = "; ".join(f"video {v}: {e}" for v, e in report.failed) or None
+        jobs.end_job(catalog, job_id, status=end, error=failed, counts=counts)
 
 
 def run_space_job(
@@ -167,8 +159,7 @@ def run_space_job(
                 _sync(store, touched)
     finally:
         _sync(store, touched)
-    failed = "; ".join(f"video {v}: {e}" for v, e in report.failed) or None
-    _job_progress(catalog, report.job_id, report, total, status="failed" if failed else "done", error=failed)  # type: ignore[arg-type]
+    _job_progress(catalog, report.job_id, report, total, end="failed" if report.failed else "done")  # type: ignore[arg-type]
     return report
 
 
@@ -398,10 +389,9 @@ def drop_space(
         vectors = s.execute(delete(Vector).where(Vector.space_id == space_id)).rowcount or 0
         s.execute(delete(VideoSpace).where(VideoSpace.space_id == space_id))
         s.execute(delete(IndexState).where(IndexState.space_id == space_id))
-        for job in s.scalars(
-            select(Job).where(Job.kind == "reindex", Job.path == name, Job.status.in_(("queued", "running")))
-        ):
-            job.status, job.error = "failed", "model space dropped before the re-index finished"
+        jobs.fail_open_jobs(
+            s, kind="reindex", path=name, error="model space dropped before the re-index finished"
+        )
         s.delete(space)
     for path in store.root.glob(f"{space_id}-*"):
         if path.is_dir():

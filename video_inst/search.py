@@ -38,7 +38,8 @@ from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError, VideoInstError
 from video_inst.hits import Hit, ShotRef
 from video_inst.label_postings import RANK_DECIMALS, PostingsCache
-from video_inst.spaces import SpaceChoice, active_space, load_space_model, track_filter
+from video_inst.models.loading import load_space_model
+from video_inst.spaces import SpaceChoice, active_space, track_filter
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 SCORE_DECIMALS = 6

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from video_inst.catalog.models import IndexState, ModelSpace, Video, VideoSpace
 from video_inst.config import Settings
-from video_inst.errors import ModelSpaceMismatchError, WeightsMissingError
+from video_inst.errors import WeightsMissingError
 
 FAMILIES = ("dasr", "clip")
 _REINDEX = {"dasr": "video-inst reindex --space dasr", "clip": "video-inst reindex --space clip"}
@@ -87,7 +86,9 @@ class SpaceChoice:
 
 def clip_space_name(settings: Settings) -> str:
     """The CLIP model space the settings ask for (same string as ``ClipEmbedder.space_name``)."""
-    return f"clip:{settings.clip_model}:{settings.clip_pretrained}"
+    from video_inst.models.space_names import clip_name
+
+    return clip_name(settings.clip_model, settings.clip_pretrained)
 
 
 def configured_space_name(settings: Settings, family: str) -> str:
@@ -213,77 +214,3 @@ def track_filter(space_id: int | None) -> Any:
 def active_tracks(session: Session, settings: Settings) -> Any:
     """SQL filter on tracks: those of the DASR space that answers now (API track lists, exports)."""
     return track_filter(active_space(session, "dasr", settings).space_id)
-
-
-# --- rebuilding the model of a stored space ----------------------------------------------------
-
-_DASR_NAME = re.compile(
-    r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))(?::t(?P<tiles>\d+))?$"
-)
-_CLIP_RANDOM = re.compile(r"^clip:(?P<model>.+):random:s(?P<seed>\d+)$")
-
-
-def load_space_model(space_name: str, settings: Settings) -> Any:
-    """The extractor / embedder that made ``space_name``, rebuilt from the name alone.
-
-    Space names carry every parameter that changes vector values (backbone id, input size,
-    pooling; CLIP model and pretrained tag), so a query can be embedded into an older space
-    while a re-index fills the new one. Raises ModelSpaceMismatchError when this machine cannot
-    rebuild that exact model, WeightsMissingError when its weights are absent.
-    """
-    if space_name.startswith("dasr:"):
-        return _load_dasr(space_name, settings)
-    if space_name.startswith("clip:"):
-        return _load_clip(space_name, settings)
-    raise ModelSpaceMismatchError(f"model space {space_name!r}: unknown family, cannot rebuild its model")
-
-
-def _load_dasr(space_name: str, settings: Settings) -> Any:
-    from video_inst.models.backbones import get_backbone
-    from video_inst.models.dasr import DasrExtractor, DasrParams
-    from video_inst.models.device import resolve_device
-
-    m = _DASR_NAME.match(space_name)
-    if m is None:
-        raise ModelSpaceMismatchError(f"model space {space_name!r} is not a DASR space name")
-    model_id = m["model"]
-    name = model_id.split(":", 1)[0]
-    if model_id.endswith(":random"):
-        raise ModelSpaceMismatchError(
-            f"model space {space_name!r} was made by randomly initialised weights; it cannot be rebuilt"
-        )
-    weights = settings.resnet50_weights if name == "resnet50" else None
-    device = resolve_device(settings.device)
-    backbone = get_backbone(name, device=device, weights=weights)
-    pooling = "avg" if m["pool"] == "avg" else "gem"
-    params = DasrParams(
-        input_size=int(m["size"]),
-        pooling=pooling,
-        tiles=int(m["tiles"] or 0),
-        **({"gem_p": float(m["p"])} if m["p"] else {}),
-    )
-    dasr = DasrExtractor(backbone, params, device=device)
-    if dasr.space_name != space_name:
-        raise ModelSpaceMismatchError(
-            f"model space {space_name!r} cannot be rebuilt here: these weights give {dasr.space_name!r}"
-        )
-    return dasr
-
-
-def _load_clip(space_name: str, settings: Settings) -> Any:
-    from video_inst.models.clip import ClipEmbedder
-
-    random = _CLIP_RANDOM.match(space_name)
-    if random is not None:  # test and benchmark spaces: the name records the seed, so it is exact
-        return ClipEmbedder.random_init(random["model"], settings.device, seed=int(random["seed"]))
-    model, _, tag = space_name[len("clip:") :].rpartition(":")
-    same = (model, tag) == (settings.clip_model, settings.clip_pretrained)
-    update: dict[str, Any] = {"clip_model": model, "clip_pretrained": tag}
-    if not same:
-        update["clip_weights"] = None  # the configured file belongs to the configured model
-    clip = ClipEmbedder.load(settings.model_copy(update=update))
-    if clip.space_name != space_name:
-        raise ModelSpaceMismatchError(
-            f"model space {space_name!r} cannot be rebuilt: got {clip.space_name!r}"
-        )
-    return clip

@@ -67,7 +67,9 @@ class FitReport:
 
 def derived_name(base_name: str, whitening: Whitening) -> str:
     """``<base>+pcaw<dim>-<digest>``: a new fit is a new space, never a silent change of one."""
-    return f"{base_name}+pcaw{whitening.out_dim}-{whitening.digest()}"
+    from video_inst.models.space_names import whitened_name
+
+    return whitened_name(base_name, whitening.out_dim, whitening.digest())
 
 
 def whitening_of(space: ModelSpace) -> Whitening:

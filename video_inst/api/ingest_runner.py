@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from video_inst.catalog.db import Catalog
 from video_inst.config import Settings
-from video_inst.errors import MissingFileError, VideoInstError
+from video_inst.errors import VideoInstError
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,12 @@ class IngestRunner:
         callback_url: str | None = None,
         upload: bool = False,
     ) -> dict[str, Any]:
-        """Check the path (media roots, exists), create the job and hand it on; returns the job JSON."""
-        from video_inst.ingest import check_media_root
+        """Check the path (media roots, a regular file), create the job, hand it on; returns the job JSON."""
+        from video_inst.ingest import validate_path
         from video_inst.jobs import state
 
         settings = self.upload_settings if upload else self.settings
-        resolved = check_media_root(path, settings, required=True)
-        if not resolved.is_file():
-            raise MissingFileError(f"{path}: no such file")
+        resolved = validate_path(path, settings, required=True)  # the ingest's own rule, answered at once
         if self.mode == "queue":
             from video_inst.jobs import enqueue_ingest
 

@@ -12,15 +12,13 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from video_inst.catalog.models import Job, Keyframe, Shot, Track, Vector, Video, VideoSpace
+from video_inst.catalog.models import Keyframe, Shot, Track, Vector, Video, VideoSpace
 from video_inst.errors import NotFoundError
 from video_inst.media.types import ShotPlan, VideoInfo
 
@@ -183,38 +181,6 @@ def counts(session: Session, *, video_id: int, tracks: Any = None) -> dict[str, 
         "tracks": n(Track, Track.video_id, *(() if tracks is None else (tracks,))),
         "vectors": n(Vector, Vector.video_id),
     }
-
-
-# --- jobs ------------------------------------------------------------------------
-
-
-def create_job(session: Session, *, job_id: str, kind: str, path: str | None = None, **fields) -> Job:  # type: ignore[no-untyped-def]
-    job = Job(id=job_id, kind=kind, path=path, status="queued", **fields)
-    session.add(job)
-    session.flush()
-    return job
-
-
-def update_job(session: Session, *, job_id: str, **fields) -> Job:  # type: ignore[no-untyped-def]
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}")
-    now = datetime.now(timezone.utc)
-    if fields.get("status") == "running" and job.started_at is None:
-        job.started_at = now
-    if fields.get("status") in ("done", "failed"):
-        job.finished_at = now
-    for key, value in fields.items():
-        setattr(job, key, value)
-    session.flush()
-    return job
-
-
-def list_jobs(session: Session, *, status: Sequence[str] | None = None, limit: int = 200) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
-    if status:
-        query = query.where(Job.status.in_(list(status)))
-    return list(session.scalars(query))
 
 
 def video_space_status(session: Session, *, video_id: int, space_id: int) -> str | None:

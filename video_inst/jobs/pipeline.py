@@ -20,10 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +31,13 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog
 from video_inst.catalog.locks import content_lock
 from video_inst.config import Settings
-from video_inst.errors import MediaError, OutsideMediaRootsError, VideoInstError
+from video_inst.errors import VideoInstError
+from video_inst.ingest import chunk_shots  # noqa: F401 - re-exported: one chunking rule, in ingest
 from video_inst.jobs import staging, state
 from video_inst.jobs.results import result_of
-from video_inst.media.types import ShotPlan
 
 log = logging.getLogger(__name__)
 
@@ -120,28 +119,6 @@ def backoff_s(retries: int, settings: Settings) -> float:
 # --- helpers -----------------------------------------------------------------------------
 
 
-def chunk_shots(plan: ShotPlan, max_keyframes: int) -> list[list[int]]:
-    """Consecutive whole shots, about ``max_keyframes`` keyframes per chunk.
-
-    Shots are never split: tracks are linked within a shot. A shot with more keyframes
-    than the limit is a chunk of its own.
-    """
-    per_shot = Counter(k.shot_index for k in plan.keyframes)
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    n = 0
-    for shot in plan.shots:
-        k = per_shot.get(shot.index, 0)
-        if current and n + k > max(1, max_keyframes):
-            chunks.append(current)
-            current, n = [], 0
-        current.append(shot.index)
-        n += k
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 def count_delivery(catalog: Catalog, job_id: str, step: str) -> int:
     """How many times this step (of this retry) has been delivered, this time included.
 
@@ -166,17 +143,17 @@ def _after_end(catalog: Catalog, job_id: str) -> list[str]:
 def fail_ingest(
     job_id: str, error: str, *, settings: Settings, catalog: Catalog, path: str | Path | None = None
 ) -> Finished:
-    """Fail the job with the reason; the video row records it too when the path was allowed."""
-    from video_inst.ingest import check_media_root, record_failure
+    """Fail the job with the reason; the video row records it too (``ingest.fail_video``)."""
+    from video_inst.ingest import fail_video
 
     video_id = None
     if path is not None:
-        try:
-            allowed = check_media_root(Path(path), settings, required=True)
-        except OutsideMediaRootsError:
-            allowed = None  # never touch (not even hash) a file outside the roots
-        if allowed is not None:
-            video_id = record_failure(catalog, allowed, error)
+        digest = ""
+        plan_file = staging.plan_path(settings, job_id)
+        if plan_file.exists():  # thumbnails its chunks wrote that no row names are removed
+            with contextlib.suppress(Exception):
+                digest = staging.load_plan(plan_file).digest
+        video_id = fail_video(path, error, settings, catalog, required=True, digest=digest)
     staging.remove(settings, job_id)
     notify: list[str] = []
     if state.end_job(catalog, job_id, status="failed", error=error, video_id=video_id):
@@ -198,53 +175,46 @@ def start_ingest(
     callback_url: str | None = None,
     task_id: str | None = None,
 ) -> Started:
-    """Hash, skip or plan; stage the plan. Raises on errors (the caller retries or fails the job)."""
-    from video_inst.ingest import check_media_root, find_existing, plan_video
-    from video_inst.media.hashing import content_hash
+    """``ingest.identify`` + ``ingest.begin_ingest``; stage the plan. Raises (the caller retries or fails)."""
+    from video_inst.ingest import begin_ingest, identify
 
     job = state.ensure_job(catalog, job_id=job_id, kind="ingest", path=str(path), callback_url=callback_url)
     if job["status"] in state.TERMINAL:  # a re-delivered task of a job that has ended
         return Started(job_id, result=result_of(job))
     state.mark_running(catalog, job_id, task_id=task_id)
-    resolved = check_media_root(Path(path), settings, required=True)
-    if not resolved.exists():
-        from video_inst.errors import MissingFileError
-
-        raise MissingFileError(f"{path}: no such file")
-    if not resolved.is_file():
-        raise MediaError(f"{path}: not a regular file")
-    size = resolved.stat().st_size
-    digest = content_hash(resolved) if size else ""
-    if digest and not force:
-        video_id, status = find_existing(catalog, digest)
-        if status == "done":
-            from video_inst.ingest import repair_done_video
-            from video_inst.orphans import writing_thumbnails
-
-            # As in-process: a skipped re-ingest restores the video's index entries and thumbnails.
-            with writing_thumbnails(settings, digest):
-                repaired = repair_done_video(video_id, digest, resolved, settings, catalog)  # type: ignore[arg-type]
-            with catalog.session() as s:
-                c = repo.counts(s, video_id=video_id)  # type: ignore[arg-type]
-            counts = {"outcome": "skipped", **{k: c[k] for k in ("shots", "keyframes", "tracks")}}
-            if repaired:
-                counts["warnings"] = repaired
-            notify: list[str] = []
-            if state.end_job(catalog, job_id, status="done", video_id=video_id, counts=counts):
-                notify = _after_end(catalog, job_id)
-            return Started(job_id, result=result_of(state.require_job(catalog, job_id)), notify=notify)
+    resolved, digest = identify(Path(path), settings, required=True)
     plan_file = staging.plan_path(settings, job_id)
-    planned = None
-    if plan_file.exists():
-        staged = staging.load(plan_file)
-        if staged.digest == digest and staged.path == resolved:
-            planned = staged
-        else:  # the file changed since: chunks staged from the old plan must go too
+    staged = staging.load_plan(plan_file) if plan_file.exists() else None
+    begun = begin_ingest(
+        resolved,
+        digest,
+        settings,
+        catalog,
+        force=force,
+        chunk_keyframes=settings.chunk_keyframes,
+        staged=staged,
+    )
+    if begun.skipped is not None:
+        skipped = begun.skipped
+        counts: dict[str, Any] = {
+            "outcome": "skipped",
+            "shots": skipped.shots,
+            "keyframes": skipped.keyframes,
+            "tracks": skipped.tracks,
+        }
+        if skipped.warnings:
+            counts["warnings"] = skipped.warnings
+        notify: list[str] = []
+        if state.end_job(catalog, job_id, status="done", video_id=skipped.video_id, counts=counts):
+            notify = _after_end(catalog, job_id)
+        return Started(job_id, result=result_of(state.require_job(catalog, job_id)), notify=notify)
+    planned = begun.planned
+    assert planned is not None
+    if not begun.reused_plan:
+        if staged is not None:  # the file changed since: chunks staged from the old plan must go too
             staging.remove(settings, job_id)
-    if planned is None:
-        planned = plan_video(resolved, settings, digest=digest)
         staging.save(plan_file, planned)
-    chunks = chunk_shots(planned.plan, settings.chunk_keyframes)
+    chunks = begun.chunks
     done = staging.chunks_done(settings, job_id)
     state.set_progress(
         catalog,
@@ -282,13 +252,11 @@ def run_chunk(
     if job is None or job["status"] in state.TERMINAL:
         return {"chunk": index, "error": None, "skipped": True}
     if not out.exists():
-        planned = staging.load(staging.plan_path(settings, job_id))
+        planned = staging.load_plan(staging.plan_path(settings, job_id))
         if settings.chunk_delay_s > 0:
             time.sleep(settings.chunk_delay_s)
         chunk = analyse_shots(planned, settings, shot_indices=list(shot_indices), analyse=analyse)
-        if chunk.analysis is not None:
-            chunk.analysis.analyser = None  # the models stay in this process; the commit re-attaches
-        staging.save(out, chunk)
+        staging.save(out, chunk)  # plain data as JSON: the models stay in this process
     total = max(int(job["counts"].get("chunks", 1)), 1)
     done = staging.chunks_done(settings, job_id)
     state.set_progress(
@@ -315,15 +283,10 @@ def finish_ingest(
     errors = [r["error"] for r in chunk_results if isinstance(r, dict) and r.get("error")]
     if errors:
         return fail_ingest(job_id, errors[0], settings=settings, catalog=catalog, path=job["path"])
-    planned = staging.load(staging.plan_path(settings, job_id))
-    chunks = [staging.load(staging.chunk_path(settings, job_id, i)) for i in range(job["counts"]["chunks"])]
-    if any(c.analysis is not None for c in chunks):
-        from video_inst.analyse import get_analyser
-
-        analyser = get_analyser(settings)
-        for c in chunks:
-            if c.analysis is not None:
-                c.analysis.analyser = analyser
+    planned = staging.load_plan(staging.plan_path(settings, job_id))
+    chunks = [
+        staging.load_chunk(staging.chunk_path(settings, job_id, i)) for i in range(job["counts"]["chunks"])
+    ]
     state.set_progress(catalog, job_id, CHUNKS_DONE, {"chunks_done": len(chunks)})
     with content_lock(catalog, settings, planned.digest):
         job = state.require_job(catalog, job_id)

@@ -40,6 +40,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, NotAnImageError, WeightsMissingError
+from video_inst.models.space_names import clip_name, clip_random_name
 
 # File names open_clip publishes on the Hugging Face Hub (open_clip/constants.py), safest first.
 HF_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -346,7 +347,7 @@ class ClipEmbedder:
         return cls(
             model,
             model_name=weights.model_name,
-            space_name=f"clip:{weights.model_name}:{weights.pretrained}",
+            space_name=clip_name(weights.model_name, weights.pretrained),
             preprocess=Preprocess(size=size).merged(weights.preprocess),
             device=dev,
             precision=precision or ("bf16" if dev.type == "cuda" else "fp32"),
@@ -373,7 +374,7 @@ class ClipEmbedder:
         return cls(
             model,
             model_name=model_name,
-            space_name=f"clip:{model_name}:random:s{seed}",
+            space_name=clip_random_name(model_name, seed),
             preprocess=Preprocess(size=size),
             device=resolve_device(device),
             precision=precision,

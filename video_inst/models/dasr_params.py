@@ -89,6 +89,8 @@ class DasrParams:
 
     def space_name(self, model_id: str) -> str:
         """Names the vector space: model + every parameter that changes vector values."""
-        pool = "avg" if self.pooling == "avg" else f"gem{self.gem_p:g}"
-        tiles = f":t{self.tiles}" if self.tiles > 1 else ""
-        return f"dasr:{model_id}:s{self.input_size}:{pool}{tiles}"
+        from video_inst.models.space_names import dasr_name
+
+        return dasr_name(
+            model_id, input_size=self.input_size, pooling=self.pooling, gem_p=self.gem_p, tiles=self.tiles
+        )

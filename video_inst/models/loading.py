@@ -1,13 +1,16 @@
-"""The one front door to the models of a process: the DASR and CLIP loaders.
+"""The one front door to the models of a process: DASR extractors and CLIP embedders.
 
 Ingest, search, re-index and whitening all load their DASR extractor and CLIP embedder here,
-so the configured backbone, input size, pooling and device mean the same everywhere. torch
-and open_clip are imported only when a model is actually loaded.
+so the configured backbone, input size, pooling and device mean the same everywhere; an
+older model space's model is rebuilt here from its name alone (``load_space_model``, names
+parsed by ``models.space_names``). torch and open_clip are imported only when a model is
+actually loaded.
 
 Example::
 
     dasr = load_dasr(settings)                 # the configured DASR space
     clip, reason = load_clip(settings)         # (None, why) when CLIP weights are missing
+    old = load_space_model("dasr:efficientnet_lite0:s512:avg", settings)
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from video_inst.config import Settings
-from video_inst.errors import WeightsMissingError
+from video_inst.errors import ModelSpaceMismatchError, WeightsMissingError
 from video_inst.models.device import resolve_device
+from video_inst.models.space_names import family_of, parse_clip, parse_dasr
 
 
 def load_dasr(settings: Settings, device: str | None = None) -> Any:
@@ -41,3 +45,61 @@ def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None
         return ClipEmbedder.load(settings, device=device or resolve_device(settings.device)), None
     except WeightsMissingError as exc:
         return None, exc.message
+
+
+def load_space_model(space_name: str, settings: Settings) -> Any:
+    """The extractor / embedder that made ``space_name``, rebuilt from the name alone.
+
+    Space names carry every parameter that changes vector values (backbone id, input size,
+    pooling; CLIP model and pretrained tag), so a query can be embedded into an older space
+    while a re-index fills the new one. Raises ModelSpaceMismatchError when this machine cannot
+    rebuild that exact model, WeightsMissingError when its weights are absent.
+    """
+    if family_of(space_name) == "dasr":
+        return _load_dasr_space(space_name, settings)
+    return _load_clip_space(space_name, settings)
+
+
+def _load_dasr_space(space_name: str, settings: Settings) -> Any:
+    from video_inst.models.backbones import get_backbone
+    from video_inst.models.dasr import DasrExtractor, DasrParams
+
+    parts = parse_dasr(space_name)
+    if parts.model_id.endswith(":random"):
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} was made by randomly initialised weights; it cannot be rebuilt"
+        )
+    name = parts.model_id.split(":", 1)[0]
+    weights = settings.resnet50_weights if name == "resnet50" else None
+    device = resolve_device(settings.device)
+    backbone = get_backbone(name, device=device, weights=weights)
+    params = DasrParams(
+        input_size=parts.input_size,
+        pooling=parts.pooling,  # type: ignore[arg-type]
+        tiles=parts.tiles,
+        **({"gem_p": parts.gem_p} if parts.gem_p is not None else {}),
+    )
+    dasr = DasrExtractor(backbone, params, device=device)
+    if dasr.space_name != space_name:
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} cannot be rebuilt here: these weights give {dasr.space_name!r}"
+        )
+    return dasr
+
+
+def _load_clip_space(space_name: str, settings: Settings) -> Any:
+    from video_inst.models.clip import ClipEmbedder
+
+    parts = parse_clip(space_name)
+    if parts.seed is not None:  # test and benchmark spaces: the name records the seed, so it is exact
+        return ClipEmbedder.random_init(parts.model, settings.device, seed=parts.seed)
+    same = (parts.model, parts.pretrained) == (settings.clip_model, settings.clip_pretrained)
+    update: dict[str, Any] = {"clip_model": parts.model, "clip_pretrained": parts.pretrained}
+    if not same:
+        update["clip_weights"] = None  # the configured file belongs to the configured model
+    clip = ClipEmbedder.load(settings.model_copy(update=update))
+    if clip.space_name != space_name:
+        raise ModelSpaceMismatchError(
+            f"model space {space_name!r} cannot be rebuilt: got {clip.space_name!r}"
+        )
+    return clip

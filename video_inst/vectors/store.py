@@ -1,5 +1,9 @@
 """All FAISS indexes of a data directory, one per (model space, kind), derived from the SQL ``vectors``.
 
+The file side only: every SQL statement it needs is a method of ``vectors.rows.VectorRows``
+(``self.rows``); ``ensure_space`` / ``add_vectors`` / ``delete_*`` here delegate to it and add
+the file-side parts (the SQLite id floor, the dimension cache).
+
 SQL is the source of truth: :meth:`IndexStore.add_vectors` writes rows in the caller's
 transaction; after the commit, :meth:`IndexStore.sync` brings ``root/<space_id>-<kind>.faiss``
 in line (adds what SQL has and the index lacks, removes the rest), saves it atomically and
@@ -24,7 +28,6 @@ seen (``root/<space_id>-<kind>.floor``); PostgreSQL sequences never reuse ids.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import threading
@@ -33,29 +36,28 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
 
 from video_inst.catalog.db import Catalog, get_catalog
-from video_inst.catalog.models import IndexState, ModelSpace, Vector
 from video_inst.config import Settings, get_settings
-from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError, NotFoundError, TransientError
-from video_inst.vectors.codec import as_matrix, decode, encode, l2n
+from video_inst.errors import InvalidQueryError, NotFoundError, TransientError
+from video_inst.vectors.codec import as_matrix, l2n
 from video_inst.vectors.errors import (
     CorruptIndexError,
     IndexUnavailableError,
-    InvalidVectorsError,
     VectorIndexError,
 )
-from video_inst.vectors.index import VectorIndex, _id_array, choose_factory, read_header
+from video_inst.vectors.index import VectorIndex, choose_factory, read_header
+from video_inst.vectors.rows import KINDS, VectorRows, check_kind
+
+if TYPE_CHECKING:  # types only: every statement goes through vectors.rows (tool.importlinter)
+    from sqlalchemy.orm import Session
+
+    from video_inst.catalog.models import ModelSpace
 
 log = logging.getLogger(__name__)
-
-KINDS = ("track", "frame", "region")
-_CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit, short enough for PostgreSQL plans
 
 
 @dataclass(frozen=True)
@@ -111,22 +113,12 @@ class _Loaded:
     checked: float = field(default_factory=time.monotonic)  # last agreement with SQL (servers recheck)
 
 
-def _chunks(values: np.ndarray, size: int = _CHUNK) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield [int(v) for v in values[start : start + size]]
-
-
 def _stat(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidQueryError(f"vector kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def _family(factory: str) -> str:
@@ -155,6 +147,7 @@ class IndexStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = catalog
+        self.rows = VectorRows(catalog)  # every SQL statement of the indexes goes through this
         self.settings = settings or get_settings()
         self.tuning: dict[str, Any] = {
             "oversample": oversample,
@@ -187,34 +180,13 @@ class IndexStore:
         return self.root / f"{int(space_id)}-{kind}.{what}"
 
     # ------------------------------------------------------------ SQL writes
+    # Through ``self.rows`` (vectors/rows.py), in the caller's transaction; the file side adds the
+    # SQLite id floor (module docstring) and the dimension cache.
     def ensure_space(
         self, session: Session, name: str, family: str, dim: int, params: dict[str, Any] | None = None
     ) -> ModelSpace:
-        """The model space row called ``name``, created on first use.
-
-        A name already used with another dim, family or params raises ModelSpaceMismatchError:
-        two models must never share one space (their vectors are not comparable).
-        """
-        params = json.loads(json.dumps(params or {}))  # as the JSON column will give it back
-        if not isinstance(name, str) or not name.strip() or len(name) > 255:
-            raise InvalidVectorsError(f"model space name must be 1-255 characters, got {name!r}")
-        if not isinstance(family, str) or not family or len(family) > 16:
-            raise InvalidVectorsError(f"model family must be 1-16 characters, got {family!r}")
-        if not isinstance(dim, int | np.integer) or int(dim) <= 0:
-            raise InvalidVectorsError(
-                f"model space {name!r}: dimension must be a positive integer, got {dim!r}"
-            )
-        space = session.scalar(select(ModelSpace).where(ModelSpace.name == name))
-        if space is None:
-            space = ModelSpace(name=name, family=family, dim=int(dim), params=params)
-            session.add(space)
-            session.flush()
-        elif (space.dim, space.family, dict(space.params or {})) != (int(dim), family, params):
-            raise ModelSpaceMismatchError(
-                f"model space {name!r} exists with family={space.family} dim={space.dim} "
-                f"params={space.params}, not family={family} dim={dim} params={params}; "
-                "a changed model needs a new space name"
-            )
+        """The model space row called ``name``, created on first use (``VectorRows.ensure_space``)."""
+        space = self.rows.ensure_space(session, name, family, dim, params)
         self._dims[int(space.id)] = int(space.dim)
         return space
 
@@ -232,58 +204,9 @@ class IndexStore:
         Idempotent per (space, kind, owner): an identical vector keeps its row and id, a changed
         one replaces the row (new id, so a sync sees the change). Sync after the commit.
         """
-        _check_kind(kind)
-        owners = _id_array(owner_ids, "owner ids")
-        videos = _id_array(video_ids, "video ids")
-        x = as_matrix(vectors, int(space.dim))
-        if not (len(owners) == len(videos) == len(x)):
-            raise InvalidVectorsError(f"{len(owners)} owner ids, {len(videos)} video ids, {len(x)} vectors")
-        if len(np.unique(owners)) != len(owners):
-            raise InvalidVectorsError("the same owner id appears twice in one add_vectors call")
-        if not len(owners):
-            return []
-        blobs = encode(l2n(x))
-        space_id = int(space.id)
-        existing: dict[int, tuple[int, int, bytes]] = {}
-        for chunk in _chunks(owners):
-            rows = session.execute(
-                select(Vector.owner_id, Vector.id, Vector.video_id, Vector.data).where(
-                    Vector.space_id == space_id, Vector.kind == kind, Vector.owner_id.in_(chunk)
-                )
-            )
-            existing.update({int(o): (int(i), int(v), bytes(d)) for o, i, v, d in rows})
-        result: list[int | None] = [None] * len(owners)
-        stale: list[int] = []
-        fresh: list[int] = []  # positions to insert
-        for pos, (owner, video, blob) in enumerate(zip(owners.tolist(), videos.tolist(), blobs)):
-            old = existing.get(owner)
-            if old is not None and old[1] == video and old[2] == blob:
-                result[pos] = old[0]
-            else:
-                if old is not None:
-                    stale.append(old[0])
-                fresh.append(pos)
-        if fresh:
-            rows = [
-                {
-                    "space_id": space_id,
-                    "kind": kind,
-                    "owner_id": int(owners[p]),
-                    "video_id": int(videos[p]),
-                    "data": blobs[p],
-                }
-                for p in fresh
-            ]
-            if session.get_bind().dialect.name == "sqlite":
-                new_ids = self._insert_sqlite(session, space_id, kind, stale, rows)
-            else:
-                self._delete_ids(session, stale)
-                new_ids = list(
-                    session.scalars(insert(Vector).returning(Vector.id, sort_by_parameter_order=True), rows)
-                )
-            for p, new_id in zip(fresh, new_ids):
-                result[p] = int(new_id)
-        return [int(i) for i in result]  # type: ignore[arg-type]
+        return self.rows.add_vectors(
+            session, space, kind, owner_ids, video_ids, vectors, sqlite_ids=self._insert_sqlite
+        )
 
     def _insert_sqlite(
         self, session: Session, space_id: int, kind: str, stale: list[int], rows: list[dict[str, Any]]
@@ -291,66 +214,33 @@ class IndexStore:
         """Insert with ids above every id this index ever saw, so no id is reused (see module doc)."""
         # A write statement first: it takes SQLite's write lock, so max(id) cannot move under us,
         # and locks are always taken in one order (SQL, then the file) so two writers never deadlock.
-        self._delete_ids(session, stale or [-1])
+        self.rows.delete_ids(session, stale or [-1])
         with self._flock(self._lock_path(space_id, kind, "idlock")):
-            floor = max(
-                int(session.scalar(select(func.max(Vector.id))) or 0),
-                max(stale, default=0),
-                self._read_floor(space_id, kind),
-            )
+            floor = max(self.rows.max_id(session), max(stale, default=0), self._read_floor(space_id, kind))
             ids = list(range(floor + 1, floor + 1 + len(rows)))
-            session.execute(insert(Vector), [dict(row, id=i) for row, i in zip(rows, ids)])
+            self.rows.insert_with_ids(session, rows, ids)
         return ids
-
-    @staticmethod
-    def _delete_ids(session: Session, ids: list[int]) -> None:
-        for chunk in _chunks(np.asarray(ids, dtype=np.int64)):
-            session.execute(
-                delete(Vector).where(Vector.id.in_(chunk)).execution_options(synchronize_session=False)
-            )
 
     def delete_owners(self, session: Session, space_id: int, kind: str, owner_ids: Sequence[int]) -> int:
         """Remove the vectors of some owners (e.g. tracks merged away); sync afterwards."""
-        _check_kind(kind)
-        removed = 0
-        for chunk in _chunks(_id_array(owner_ids, "owner ids")):
-            res = session.execute(
-                delete(Vector)
-                .where(Vector.space_id == space_id, Vector.kind == kind, Vector.owner_id.in_(chunk))
-                .execution_options(synchronize_session=False)
-            )
-            removed += int(res.rowcount or 0)
-        return removed
+        return self.rows.delete_owners(session, space_id, kind, owner_ids)
 
     def delete_video(self, session: Session, video_id: int) -> list[tuple[int, str]]:
         """Remove a video's vector rows; returns the (space id, kind) indexes the caller must sync."""
-        touched = session.execute(
-            select(Vector.space_id, Vector.kind).where(Vector.video_id == int(video_id)).distinct()
-        ).all()
-        session.execute(
-            delete(Vector)
-            .where(Vector.video_id == int(video_id))
-            .execution_options(synchronize_session=False)
-        )
-        return sorted((int(s), str(k)) for s, k in touched)
+        return self.rows.delete_video(session, video_id)
 
     # ------------------------------------------------------------- SQL reads
     def _space_dim(self, space_id: int) -> int:
         dim = self._dims.get(int(space_id))
         if dim is None:
-            with self.catalog.session() as s:
-                dim = s.scalar(select(ModelSpace.dim).where(ModelSpace.id == int(space_id)))
+            dim = self.rows.space_dim(space_id)
             if dim is None:
                 raise NotFoundError(f"no model space {space_id} in the catalog")
-            self._dims[int(space_id)] = dim = int(dim)
+            self._dims[int(space_id)] = dim
         return dim
 
     def _sql_ids(self, space_id: int, kind: str) -> np.ndarray:
-        with self.catalog.session() as s:
-            rows = s.execute(select(Vector.id).where(Vector.space_id == space_id, Vector.kind == kind))
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
-        ids.sort()
-        return ids
+        return self.rows.ids(space_id, kind)
 
     def vectors_for(
         self,
@@ -367,45 +257,8 @@ class IndexStore:
         """
         if missing not in ("raise", "nan"):
             raise InvalidQueryError(f"missing must be 'raise' or 'nan', got {missing!r}")
-        ids = _id_array(ids)
         dim = self._space_dim(space_id) if space_id is not None else None
-        uniq = np.unique(ids)
-        found_ids: list[int] = []
-        blobs: list[bytes] = []
-        with self.catalog.session() as s:
-            # Core rows on the session's connection, not ORM results: the exact re-rank of a crop
-            # query reads ~2,000 of them, and the ORM layer cost more than SQLite's reads (docs/API.md).
-            conn = s.connection()
-            for chunk in _chunks(uniq):
-                stmt = select(Vector.id, Vector.data).where(Vector.id.in_(chunk))
-                if space_id is not None:
-                    stmt = stmt.where(Vector.space_id == space_id)
-                if kind is not None:
-                    stmt = stmt.where(Vector.kind == kind)
-                for i, d in conn.execute(stmt):
-                    found_ids.append(int(i))
-                    blobs.append(d)
-        if missing == "raise" and len(found_ids) < len(uniq):
-            known = set(found_ids)
-            absent = [int(i) for i in ids if int(i) not in known][:10]
-            raise NotFoundError(f"no stored vector with id {absent}")
-        if dim is None:
-            widths = {len(b) for b in blobs}
-            if len(widths) > 1:
-                raise ModelSpaceMismatchError(
-                    "these vector ids belong to model spaces of different dimensions"
-                )
-            dim = widths.pop() // 2 if widths else 0
-        out = np.full((len(ids), dim), np.nan, dtype=np.float32)
-        if found_ids:
-            have = np.asarray(found_ids, dtype=np.int64)
-            order = np.argsort(have)
-            have = have[order]
-            pos = np.minimum(np.searchsorted(have, ids), len(have) - 1)
-            hit = have[pos] == ids
-            rows = decode([blobs[j] for j in order], dim)
-            out[hit] = rows[pos[hit]]
-        return out
+        return self.rows.vectors_for(ids, space_id=space_id, kind=kind, missing=missing, dim=dim)
 
     def _iter_vectors(
         self, space_id: int, kind: str, dim: int, ids: np.ndarray
@@ -420,42 +273,18 @@ class IndexStore:
                 ok = ~np.isnan(vecs).any(axis=1)
                 yield part[ok], vecs[ok]
             return
-        stmt = (
-            select(Vector.id, Vector.data)
-            .where(Vector.space_id == space_id, Vector.kind == kind)
-            .order_by(Vector.id)
-            .execution_options(yield_per=self.batch_size)
-        )
-        with self.catalog.session() as s:
-            for part in s.execute(stmt).partitions():
-                batch_ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
-                vecs = decode([bytes(r[1]) for r in part], dim)
-                keep = np.isin(batch_ids, ids)
-                batch_ids, vecs = batch_ids[keep], vecs[keep]
-                if len(batch_ids):
-                    yield batch_ids, vecs
+        for batch_ids, vecs in self.rows.stream(space_id, kind, dim, self.batch_size, ordered=True):
+            keep = np.isin(batch_ids, ids)
+            batch_ids, vecs = batch_ids[keep], vecs[keep]
+            if len(batch_ids):
+                yield batch_ids, vecs
 
     def _ids_for_videos(self, space_id: int, kind: str, video_ids: Sequence[int]) -> np.ndarray:
         """Vector ids of some videos in one index: the allowed set of a filtered search."""
-        out: list[int] = []
-        with self.catalog.session() as s:
-            for chunk in _chunks(np.unique(_id_array(list(video_ids), "video ids"))):
-                # Filtering space and kind here, not in SQL, leaves SQLite one index to use: video_id.
-                # With all three in SQL it picks (space_id, kind) and reads every row of the index.
-                rows = s.execute(
-                    select(Vector.id, Vector.space_id, Vector.kind).where(Vector.video_id.in_(chunk))
-                )
-                out += [int(i) for i, sp, kd in rows if sp == space_id and kd == kind]
-        return np.asarray(sorted(out), dtype=np.int64)
+        return self.rows.ids_for_videos(space_id, kind, video_ids)
 
     def _state(self, space_id: int, kind: str) -> tuple[int, str | None]:
-        with self.catalog.session() as s:
-            row = s.execute(
-                select(IndexState.generation, IndexState.factory).where(
-                    IndexState.space_id == space_id, IndexState.kind == kind
-                )
-            ).first()
-        return (int(row[0]), str(row[1])) if row else (0, None)
+        return self.rows.state(space_id, kind)
 
     # ------------------------------------------------------------------ locks
     @contextmanager
@@ -508,7 +337,7 @@ class IndexStore:
 
         Call it after the transaction that wrote the vectors has committed.
         """
-        _check_kind(kind)
+        check_kind(kind)
         started = time.perf_counter()
         dim = self._space_dim(space_id)
         with self._flock(self._lock_path(space_id, kind)):
@@ -544,7 +373,7 @@ class IndexStore:
 
     def rebuild(self, space_id: int, kind: str, factory: str | None = None) -> SyncReport:
         """A fresh index from every SQL row; ``factory`` None picks one, a given one is kept by syncs."""
-        _check_kind(kind)
+        check_kind(kind)
         started = time.perf_counter()
         dim = self._space_dim(space_id)
         with self._flock(self._lock_path(space_id, kind)):
@@ -647,29 +476,7 @@ class IndexStore:
         index.meta.update({"space_id": int(space_id), "kind": kind})
         path = self.index_path(space_id, kind)
         index.save(path)
-        with self.catalog.session() as s:
-            res = s.execute(
-                update(IndexState)
-                .where(
-                    IndexState.space_id == space_id,
-                    IndexState.kind == kind,
-                    IndexState.generation < index.generation,
-                )
-                .values(generation=index.generation, factory=index.factory[:64], count=index.ntotal)
-                .execution_options(synchronize_session=False)
-            )
-            if not res.rowcount and not s.scalar(
-                select(func.count()).where(IndexState.space_id == space_id, IndexState.kind == kind)
-            ):
-                s.add(
-                    IndexState(
-                        space_id=space_id,
-                        kind=kind,
-                        generation=index.generation,
-                        factory=index.factory[:64],
-                        count=index.ntotal,
-                    )
-                )
+        self.rows.publish(space_id, kind, index.generation, index.factory, index.ntotal)
         stat = _stat(path)
         with self._cache_lock:
             cached = self._loaded.get((space_id, kind))
@@ -692,10 +499,7 @@ class IndexStore:
 
     def known_indexes(self) -> list[tuple[int, str]]:
         """(space id, kind) of every index with rows in SQL, a state row or a file."""
-        with self.catalog.session() as s:
-            pairs = {(int(a), str(b)) for a, b in s.execute(select(Vector.space_id, Vector.kind).distinct())}
-            pairs |= {(int(a), str(b)) for a, b in s.execute(select(IndexState.space_id, IndexState.kind))}
-            spaces = set(s.scalars(select(ModelSpace.id)))
+        pairs, spaces = self.rows.known_indexes()
         for path in self.root.glob("*-*.faiss"):
             head, _, kind = path.stem.partition("-")
             if head.isdigit() and kind in KINDS:
@@ -705,13 +509,7 @@ class IndexStore:
     # --------------------------------------------------------------- readers
     def _sql_fingerprint(self, space_id: int, kind: str) -> tuple[int, int, int]:
         """(count, max, sum) of SQL's ids for an index: one aggregate over the (space, kind) index."""
-        with self.catalog.session() as s:
-            row = s.execute(
-                select(func.count(Vector.id), func.max(Vector.id), func.sum(Vector.id)).where(
-                    Vector.space_id == space_id, Vector.kind == kind
-                )
-            ).one()
-        return (int(row[0] or 0), int(row[1] if row[1] is not None else -1), int(row[2] or 0))
+        return self.rows.fingerprint(space_id, kind)
 
     def sql_count(self, space_id: int, kind: str) -> int:
         """How many vectors SQL holds for an index (what the index holds once in line)."""
@@ -919,15 +717,7 @@ class IndexStore:
         if allowed is not None:
             yield from self._iter_vectors(space_id, kind, dim, np.asarray(allowed, dtype=np.int64))
             return
-        stmt = (
-            select(Vector.id, Vector.data)
-            .where(Vector.space_id == space_id, Vector.kind == kind)
-            .execution_options(yield_per=self.batch_size)
-        )
-        with self.catalog.session() as s:
-            for part in s.connection().execute(stmt).partitions():
-                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
-                yield ids, decode([r[1] for r in part], dim)
+        yield from self.rows.stream(space_id, kind, dim, self.batch_size)
 
     def _exact_from_sql(
         self, space_id: int, kind: str, q: np.ndarray, k: int, allowed: np.ndarray | None, problem: str
@@ -979,7 +769,7 @@ class IndexStore:
         ``video_ids``: only vectors of those videos. Approximate indexes are re-ranked with the
         exact vectors from SQL.
         """
-        _check_kind(kind)
+        check_kind(kind)
         dim = self._space_dim(space_id)
         q = as_matrix(queries, dim)
         if not isinstance(k, int | np.integer) or int(k) < 1:
@@ -1017,23 +807,14 @@ class IndexStore:
         uniq = np.unique(ids[ids >= 0])
         if not len(uniq):
             return ids
-        alive: set[int] = set()
-        with self.catalog.session() as s:
-            for chunk in _chunks(uniq):
-                alive.update(
-                    s.scalars(
-                        select(Vector.id).where(
-                            Vector.id.in_(chunk), Vector.space_id == space_id, Vector.kind == kind
-                        )
-                    )
-                )
+        alive = self.rows.alive(space_id, kind, uniq)
         if len(alive) == len(uniq):
             return ids
         return np.where(np.isin(ids, np.fromiter(alive, dtype=np.int64, count=len(alive))), ids, -1)
 
     def check_consistency(self, space_id: int, kind: str) -> Consistency:
         """SQL ids against the index file as it is now (readers' view)."""
-        _check_kind(kind)
+        check_kind(kind)
         sql_ids = self._sql_ids(space_id, kind)
         loaded = self._current(space_id, kind, heal=False)
         index_ids = loaded.index.ids() if loaded is not None else np.zeros(0, dtype=np.int64)

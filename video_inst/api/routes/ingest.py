@@ -110,11 +110,9 @@ def list_jobs(
     status: JobStatus = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    from video_inst.catalog import repo
-    from video_inst.jobs.state import job_json
+    from video_inst.jobs.state import list_jobs as job_rows
 
-    with state.catalog.session() as s:
-        return [job_json(j) for j in repo.list_jobs(s, status=[status] if status else None, limit=limit)]
+    return job_rows(state.catalog, status=[status] if status else None, limit=limit)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404, 422))
