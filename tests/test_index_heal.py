@@ -19,6 +19,7 @@ from video_inst.config import Settings
 from video_inst.vectors import codec
 from video_inst.vectors.errors import CorruptIndexError, IndexUnavailableError
 from video_inst.vectors.index import VectorIndex
+from video_inst.vectors.rerank import RerankCopy
 from video_inst.vectors.store import IndexStore
 
 N = 400
@@ -215,3 +216,29 @@ def test_lagging_and_damaged_indexes_heal_on_postgresql(tmp_path: Path, pg_url: 
     assert server.wait_healed(timeout=60)
     assert new_store(tmp_path, catalog).check_consistency(space_id, "region").ok
     catalog.engine.dispose()
+
+
+@pytest.mark.parametrize("damage", ["segment", "params", "index"])
+def test_a_compact_index_with_a_lost_rerank_copy_is_rebuilt_before_answering(
+    tmp_path: Path, catalog: Catalog, damage: str
+) -> None:
+    """The compact format (index file + memory-mapped re-rank copy) heals like the others."""
+    settings = Settings(exact_index_max=500)
+    store = IndexStore(tmp_path / "index", catalog, settings)
+    vids = make_videos(catalog, 1)
+    data = clustered(1500, seed=41)
+    space_id, ids = add(store, "dasr:heal", "region", list(range(1500)), vids * 1500, data)
+    assert store.sync(space_id, "region").factory.startswith("OPQ")
+    path = store.index_path(space_id, "region")
+    folder = RerankCopy.folder_for(path)
+    if damage == "segment":
+        next(folder.glob("seg-*.codes.npy")).unlink()
+    elif damage == "params":
+        next(folder.glob("params-*.npz")).write_bytes(b"garbage")
+    else:
+        garble(path)
+    fresh = IndexStore(tmp_path / "index", catalog, settings)
+    queries = data[:5]
+    got = fresh.search(space_id, "region", queries, 1)
+    assert [row[0][0] for row in got] == ids[:5]
+    assert IndexStore(tmp_path / "index", catalog, settings).check_consistency(space_id, "region").ok

@@ -12,9 +12,9 @@ import pytest
 
 from video_inst.config import Settings
 from video_inst.errors import ModelSpaceMismatchError
-from video_inst.vectors import codec
+from video_inst.vectors import codec, rerank
 from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
-from video_inst.vectors.index import VectorIndex, choose_factory, estimate_bytes, read_header
+from video_inst.vectors.index import VectorIndex, choose_factory, compact_factory, estimate_bytes, read_header
 
 DIM = 32
 FACTORIES = ["Flat", "HNSW32", "IVF16,PQ16", "IVF16,Flat", "SQ8"]
@@ -295,3 +295,66 @@ def test_default_rerank_depth_follows_the_pq_code_size() -> None:
     assert VectorIndex(1280, "IVF4,PQ160").oversample == 4
     assert VectorIndex(64, "HNSW32").oversample == 4
     assert VectorIndex(32, "IVF4,PQ4", oversample=7).oversample == 7
+
+
+# ------------------------------------------------------------------ compact indexes (archive scale)
+def test_past_the_exact_size_the_default_is_compact_and_hnsw_only_while_it_fits() -> None:
+    default = Settings(exact_index_max=200_000)
+    assert choose_factory(200_000, 1280, default) == "Flat"
+    factory = choose_factory(10_000_000, 1280, default)
+    assert factory.startswith("OPQ64_256,IVF") and factory.endswith(",PQ64|PCA248,fp16")
+    assert estimate_bytes(factory, 10_000_000, 1280) / 10_000_000 <= 100  # RAM: codes + ids + tables
+    assert rerank.bytes_per_vector(factory.partition("|")[2]) + 8 <= 512  # disk copy + its id
+    hnsw = Settings(exact_index_max=200_000, approx_index="hnsw", index_ram_max=4 * 2**30)
+    assert choose_factory(300_000, 1280, hnsw) == "HNSW32"  # ~1.6 GB: fits
+    assert choose_factory(2_000_000, 1280, hnsw).startswith("OPQ")  # ~10 GB would not: never HNSW
+    assert estimate_bytes("HNSW32", 2_000_000, 1280) > hnsw.index_ram_max
+
+
+def test_compact_index_reranks_by_its_memory_mapped_copy_and_round_trips(tmp_path: Path) -> None:
+    dim, n = 64, 6000
+    data = clustered(n, dim, seed=21)
+    ids = np.arange(1, n + 1)
+    factory = compact_factory(n, dim)
+    assert factory == "OPQ8_64,IVF128,PQ8|PCA64,fp16"
+    index = VectorIndex(dim, factory, nprobe=64)
+    index.train(data[:4000])
+    index.add(ids, data)
+    queries = clustered(20, dim, seed=22)
+    truth_s, truth = brute_force(queries, data, ids, 10)
+    _, by_copy = index.search(queries, 10)  # no SQL: the copy orders the candidates
+    assert recall(by_copy, truth) >= 0.95
+    read: list[int] = []
+
+    def fetch(wanted: np.ndarray) -> np.ndarray:
+        read.append(len(wanted))
+        return data[wanted - 1]
+
+    scores, found = index.search(queries[:1], 10, fetch=fetch)
+    assert read == [10]  # only the k kept are read exactly, not k * oversample
+    exact = dict(zip(ids.tolist(), (codec.l2n(queries[:1]) @ data.T)[0].tolist()))
+    assert scores[0] == pytest.approx([exact[i] for i in found[0]], abs=1e-5)
+    path = tmp_path / "1-region.faiss"
+    index.save(path)
+    loaded = VectorIndex.load(path, nprobe=64)
+    assert isinstance(loaded.copy.segments[0].codes, np.memmap)  # on disk, not in RAM
+    assert np.array_equal(loaded.search(queries, 10)[1], by_copy)
+    # incremental adds write one more segment; files no header names any more are collected
+    extra = clustered(50, dim, seed=23)
+    loaded.add(np.arange(n + 1, n + 51), extra)
+    loaded.save(path)
+    loaded.remove(np.arange(1, 101))
+    loaded.add(np.arange(n + 51, n + 61), extra[:10])
+    loaded.save(path)
+    again = VectorIndex.load(path, nprobe=64)
+    assert len(again.copy.segments) == 3 and again.ntotal == n + 60 - 100
+    _, hit = again.search(extra[:5], 1)
+    assert hit[:, 0].tolist() == list(range(n + 1, n + 6))
+    assert not set(again.search(data[:100], 5)[1].ravel().tolist()) & set(range(1, 101))
+    names = {p.name for p in rerank.RerankCopy.folder_for(path).iterdir()}
+    assert len(names) == 1 + 2 * 3  # params + ids/codes of the three segments named
+    first = loaded.copy.segments[0].name
+    for p in rerank.RerankCopy.folder_for(path).glob(f"seg-{first}.*"):
+        p.unlink()
+    with pytest.raises(CorruptIndexError, match="re-rank copy"):
+        VectorIndex.load(path)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -234,7 +235,7 @@ def test_models_never_mix(store: IndexStore) -> None:
     assert [r.changed for r in store.sync_all()] == [False, False]
 
 
-@pytest.mark.parametrize("approx", ["hnsw", "ivfpq"])
+@pytest.mark.parametrize("approx", ["hnsw", "ivfpq", "compact"])
 def test_approximate_index_above_threshold_reranks_from_sql(
     tmp_path: Path, catalog: Catalog, approx: str
 ) -> None:
@@ -246,7 +247,8 @@ def test_approximate_index_above_threshold_reranks_from_sql(
     videos = [vids[i % 2] for i in range(3000)]
     space_id, ids = add(store, "dasr:test", "region", owners, videos, data)
     report = store.sync(space_id, "region")
-    assert report.factory == ("HNSW32" if approx == "hnsw" else "IVF64,PQ4")
+    expected = {"hnsw": "HNSW32", "ivfpq": "IVF64,PQ4", "compact": "OPQ4_32,IVF64,PQ4|PCA32,fp16"}
+    assert report.factory == expected[approx]
     stored = codec.l2n(store.vectors_for(ids))
     queries = clustered(30, seed=9)
     results = store.search(space_id, "region", queries, 10)
@@ -309,6 +311,71 @@ def test_switches_exact_to_approximate_when_it_grows(tmp_path: Path, catalog: Ca
     assert report.rebuilt and report.factory == "HNSW32" and report.count == 1500
     with catalog.session() as s:
         assert s.scalar(select(IndexState.factory).where(IndexState.space_id == space_id)) == "HNSW32"
+
+
+def test_a_growing_catalog_switches_index_type_in_the_background_while_searches_answer(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past exact_index_max a server's sync keeps the exact index current and builds the compact one
+    in a thread; searches answer from the old index until the new one is published, then from it."""
+    store = IndexStore(tmp_path / "index", catalog, Settings(exact_index_max=1000))
+    store.switch_in_background = True
+    (vid,) = make_videos(catalog, 1)
+    data = clustered(2500, seed=31)
+    space_id, first = add(store, "dasr:test", "region", list(range(900)), [vid] * 900, data[:900])
+    assert store.sync(space_id, "region").factory == "Flat"
+    building = threading.Event()
+    real_build = store._build
+
+    def slow_build(*args: object) -> VectorIndex:
+        building.set()
+        index = real_build(*args)  # type: ignore[arg-type]
+        time.sleep(1.0)  # a big catalog's build takes minutes: searches must go on meanwhile
+        return index
+
+    monkeypatch.setattr(store, "_build", slow_build)
+    stop = threading.Event()
+    answered: list[tuple[str, bool]] = []  # (factory that answered, top hit is the query itself)
+    errors: list[BaseException] = []
+    _, later = add(store, "dasr:test", "region", list(range(900, 2500)), [vid] * 1600, data[900:])
+    ids = first + later
+
+    def searcher() -> None:
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            j = int(rng.integers(0, 900))
+            try:
+                hits = store.search(space_id, "region", data[j], 5)[0]
+                factory = store._loaded[(space_id, "region")].index.factory
+                answered.append((factory, bool(hits) and hits[0][0] == ids[j]))
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    try:
+        report = store.sync(space_id, "region")  # returns at once: the exact index has the new rows
+        assert report.factory == "Flat" and report.count == 2500
+        assert store.search(space_id, "region", data[2400], 1)[0][0][0] == ids[2400]
+        assert building.wait(30)
+        assert store.wait_switched(120)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    factories = [f for f, _ in answered]
+    assert factories[0] == "Flat" and factories[-1].startswith("OPQ")  # switched by itself
+    assert all(ok for _, ok in answered)  # every search answered, and right
+    with catalog.session() as s:
+        assert s.scalar(select(IndexState.factory).where(IndexState.space_id == space_id)).startswith("OPQ")
+    assert store.check_consistency(space_id, "region").ok
+    assert (
+        IndexStore(tmp_path / "index", catalog, Settings(exact_index_max=1000))
+        .sync(space_id, "region")
+        .changed
+        is False
+    )  # another process sees the switched index as current
 
 
 def test_corrupt_file_is_rebuilt_by_sync(store: IndexStore) -> None:

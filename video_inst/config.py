@@ -86,7 +86,17 @@ class Settings(BaseSettings):
 
     # --- index / search ------------------------------------------------------
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")
-    approx_index: Literal["hnsw", "ivfpq"] = "hnsw"
+    approx_index: Literal["compact", "hnsw", "ivfpq"] = Field(
+        "compact",
+        description="Index past exact_index_max: 'compact' = OPQ + IVF + PQ64 codes in RAM (72 B a vector) "
+        "re-ranked by an on-disk PCA copy (docs/VECTORS.md 'Compact indexes'); 'hnsw' = HNSW32 over full "
+        "floats, only while it fits index_ram_max; 'ivfpq' = IVF-PQ re-ranked from SQL.",
+    )
+    index_ram_max: int = Field(
+        4 * 2**30,
+        ge=0,
+        description="Bytes one index may take in RAM: HNSW (full floats) is never chosen past it.",
+    )
     dasr_whitening: str = Field(
         "off",
         description=(

@@ -141,6 +141,7 @@ def create_app(
     store = get_index_store(settings)
     # A server repairs damaged indexes in the background and answers from SQL meanwhile.
     store.heal_in_background = True
+    store.switch_in_background = True
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -39,6 +39,7 @@ import numpy as np
 from video_inst.config import Settings, get_settings
 from video_inst.vectors.codec import as_matrix, l2n
 from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
+from video_inst.vectors.rerank import RerankCopy, collect_unused
 
 FILE_MAGIC = b"VIFAISS1"
 FILE_FORMAT = 2  # 2: a CRC32 trailer over tombstones + FAISS bytes (format 1 files load unchecked)
@@ -108,15 +109,18 @@ class VectorIndex:
         if not isinstance(factory, str) or not factory.strip():
             raise VectorIndexError(f"factory must be a FAISS index factory string, got {factory!r}")
         factory = factory.strip()
+        faiss_factory, _, copy_spec = (part.strip() for part in factory.partition("|"))
         if factory.upper().startswith("IDMAP"):
             raise VectorIndexError(
                 f"factory {factory!r}: leave out IDMap, ids are mapped by VectorIndex itself"
             )
         try:
-            base = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            base = faiss.index_factory(dim, faiss_factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as err:
             raise VectorIndexError(f"bad FAISS factory string {factory!r}: {_first_line(err)}") from err
         _no_polysemous(base)
+        # "<faiss factory>|PCA256,fp16": candidates re-ranked by a compact on-disk copy (rerank.py).
+        self.copy: RerankCopy | None = RerankCopy(dim, copy_spec) if copy_spec else None
         self.dim = dim
         self.factory = factory
         self.generation = 0
@@ -200,7 +204,7 @@ class VectorIndex:
 
     @property
     def is_trained(self) -> bool:
-        return bool(self._index.is_trained)
+        return bool(self._index.is_trained) and (self.copy is None or self.copy.is_trained)
 
     def needs_compaction(self, max_ratio: float = 0.2) -> bool:
         """True when removed-but-still-stored vectors exceed ``max_ratio`` of the index (HNSW)."""
@@ -231,6 +235,10 @@ class VectorIndex:
         if self.is_trained:
             return
         x = l2n(as_matrix(vectors, self.dim))
+        if self.copy is not None and not self.copy.is_trained:
+            self.copy.train(x)
+        if self._index.is_trained:
+            return
         try:
             self._index.train(x)
         except RuntimeError as err:
@@ -265,6 +273,8 @@ class VectorIndex:
             self._index.add_with_ids(x, ids)
         except RuntimeError as err:
             raise VectorIndexError(f"cannot add to {self.factory!r}: {_first_line(err)}") from err
+        if self.copy is not None:
+            self.copy.add(ids, x)
         self.max_id = max(self.max_id, int(ids.max()))
 
     def remove(self, ids: np.ndarray | Sequence[int]) -> int:
@@ -291,7 +301,7 @@ class VectorIndex:
         vecs = self._index.index.reconstruct_n(0, stored) if stored else np.zeros((0, self.dim), np.float32)
         keep = ~np.isin(all_ids, self._tomb_array())
         fresh = VectorIndex(self.dim, self.factory)
-        self._index = fresh._index
+        self._index = fresh._index  # a re-rank copy keeps its rows: the same ids come back
         self._classify()
         self._tombstones = set()
         self._tomb_sel = None
@@ -350,7 +360,7 @@ class VectorIndex:
         if self._tombstones and not self._selectors:
             dead = self._tomb_array()
             filters.append(lambda ids: ~np.isin(ids, dead))
-        rerank = self.approximate and fetch is not None
+        rerank = self.approximate and (fetch is not None or self.copy is not None)
         want = min(k * self.oversample, max(self.ntotal, k)) if rerank else k
         sel = self._combine(allowed_sel, keep_alive) if self._selectors else None
         stored = int(self._index.ntotal)
@@ -367,9 +377,25 @@ class VectorIndex:
             if (ok.sum(axis=1) >= want).all() or kk >= stored:
                 break
             kk = min(kk * 4, stored)
+        if self.copy is not None and self.approximate:
+            return self._rerank_by_copy(q, k, ids, fetch)
         if rerank:
             return _rerank(q, k, ids, fetch)
         return _top_k(scores, ids, k)
+
+    def _rerank_by_copy(
+        self, q: np.ndarray, k: int, cand: np.ndarray, fetch: Fetch | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Order the candidates by the compact copy; with ``fetch``, exact scores for the k kept.
+
+        The copy picks the final set (k reads from SQL instead of k * oversample), then the
+        winners get exact cosines so scores stay what the Flat index would give.
+        """
+        approx = self.copy.scores(q, cand)  # type: ignore[union-attr]
+        s_top, i_top = _top_k(approx, np.where(np.isfinite(approx), cand, -1), k)
+        if fetch is None:
+            return s_top, i_top
+        return _rerank(q, k, i_top, fetch)
 
     def _tomb_array(self) -> np.ndarray:
         return np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones))
@@ -427,6 +453,15 @@ class VectorIndex:
             "generation": self.generation,
             "meta": self.meta,
         }
+        previous: dict[str, Any] | None = None
+        if self.copy is not None and self.copy.is_trained:
+            # Segments first: the index file that names them appears only once they are on disk.
+            with_copy = self.copy.save(path)
+            header["rerank"] = with_copy
+            try:
+                previous = read_header(path).get("rerank") if path.exists() else None
+            except CorruptIndexError:
+                previous = None
         ids = self.ids()
         # The ids' count, max and sum: a reader compares them with SQL without loading the index.
         header["ids"] = [len(ids), int(ids[-1]) if len(ids) else -1, int(ids.sum()) if len(ids) else 0]
@@ -447,6 +482,9 @@ class VectorIndex:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
+        if self.copy is not None and header.get("rerank"):
+            # Keep what this and the previous file name: a reader may still be opening the old one.
+            collect_unused(path, [header["rerank"]] + ([previous] if previous else []))
 
     @classmethod
     def load(cls, path: Path | str, **tuning: Any) -> VectorIndex:
@@ -494,6 +532,14 @@ class VectorIndex:
         self._tombstones = set(np.frombuffer(tomb_raw, dtype="<i8").tolist())
         self._tomb_sel = None
         self._index = faiss_index
+        copy_spec = self.factory.partition("|")[2].strip()
+        self.copy = (
+            RerankCopy.load(path, self.dim, header["rerank"])
+            if header.get("rerank")
+            else RerankCopy(self.dim, copy_spec)
+            if copy_spec
+            else None
+        )
         self.set_tuning(**tuning)
         self._classify()
         return self
@@ -630,18 +676,40 @@ def pq_m(dim: int) -> int:
     return 1
 
 
-def choose_factory(n: int, dim: int, settings: Settings | None = None) -> str:
-    """Exact ``"Flat"`` up to ``settings.exact_index_max`` vectors, then HNSW or IVF-PQ.
+def compact_factory(n: int, dim: int) -> str:
+    """OPQ rotation to <= 256 dims, IVF, PQ codes of <= 64 B, re-ranked by a PCA float16 copy.
 
-    Flat at 512-d costs 2 KiB a vector (2 GB for a million) and scans all of them per query;
-    past the threshold an approximate index with exact re-ranking answers far faster.
+    At 1280-d: ``OPQ64_256,IVF<nlist>,PQ64|PCA<r>,fp16``: 64 B of codes + 8 B of id a vector
+    in RAM, the copy on disk (memory-mapped). Chosen from ``scripts/bench_scale.py`` on real
+    DASR vectors (docs/VECTORS.md "Compact indexes").
+    """
+    reduced = min(dim, 256)
+    m = pq_m(reduced) if reduced < 256 else 64
+    while reduced % m:
+        m -= 1
+    rerank = min(dim, COPY_DIMS)
+    return f"OPQ{m}_{reduced},IVF{ivf_nlist(n)},PQ{m}|PCA{rerank},fp16"
+
+
+COPY_DIMS = 248  # PCA dims of the re-rank copy: 496 B of float16 + 8 B of id <= 512 B a vector
+
+
+def choose_factory(n: int, dim: int, settings: Settings | None = None) -> str:
+    """Exact ``"Flat"`` up to ``settings.exact_index_max`` vectors, then a compact index by default.
+
+    Flat costs 4 B a dimension a vector and scans all of them per query; past the threshold
+    ``approx_index`` decides: ``compact`` (default, 72 B a vector in RAM), ``ivfpq``, or
+    ``hnsw``, which holds full floats and so is taken only while :func:`estimate_bytes` says it
+    fits ``settings.index_ram_max``; past that the compact index is chosen instead.
     """
     settings = settings or get_settings()
     if n <= settings.exact_index_max or n < 1000:  # below ~1000 vectors approximation buys nothing
         return "Flat"
-    if settings.approx_index == "hnsw":
+    if settings.approx_index == "hnsw" and estimate_bytes("HNSW32", n, dim) <= settings.index_ram_max:
         return "HNSW32"
-    return f"IVF{ivf_nlist(n)},PQ{pq_m(dim)}"
+    if settings.approx_index == "ivfpq":
+        return f"IVF{ivf_nlist(n)},PQ{pq_m(dim)}"
+    return compact_factory(n, dim)
 
 
 def estimate_bytes(factory: str, n: int, dim: int) -> int:
@@ -652,21 +720,28 @@ def estimate_bytes(factory: str, n: int, dim: int) -> int:
     """
     from faiss.contrib.factory_tools import get_code_size
 
+    factory = factory.partition("|")[0].strip()  # a re-rank copy lives on disk (memory-mapped)
     try:
         code = int(get_code_size(dim, factory))
     except RuntimeError as err:
         raise VectorIndexError(f"cannot estimate the size of {factory!r}: {err}") from err
     per_vector = float(code)
     fixed = 0
-    ivf = re.match(r"IVF(\d+)", factory)
+    ivf = re.search(r"IVF(\d+)", factory)
     if ivf:
         per_vector += 8  # ids stored in the inverted lists
         fixed += int(ivf.group(1)) * dim * 4  # coarse centroids
     else:
         per_vector += 8 + 48  # IndexIDMap2: id_map + unordered_map rev_map
     pq = re.search(r"PQ(\d+)(?:x(\d+))?", factory)
+    opq = re.match(r"OPQ(\d+)(?:_(\d+))?,", factory)
+    inner_dim = int(opq.group(2) or dim) if opq else dim
+    if opq:
+        fixed += dim * inner_dim * 4  # rotation matrix
+    if ivf:
+        fixed += int(ivf.group(1)) * (inner_dim - dim) * 4
     if pq:
-        fixed += (2 ** int(pq.group(2) or 8)) * dim * 4  # PQ codebooks
+        fixed += (2 ** int(pq.group(2) or 8)) * inner_dim * 4  # PQ codebooks
     if "HNSW" in factory:
         per_vector += 4 + 8 + 4  # levels, offsets, upper-level links (amortised)
     return int(fixed + n * per_vector)

@@ -123,7 +123,11 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
 
 def _family(factory: str) -> str:
     up = factory.upper()
-    return "hnsw" if "HNSW" in up else "ivf" if up.startswith("IVF") else "flat" if up == "FLAT" else up
+    if "HNSW" in up:
+        return "hnsw"
+    if "IVF" in up:
+        return "compact" if "|" in up else "ivf"
+    return "flat" if up == "FLAT" else up
 
 
 class IndexStore:
@@ -171,6 +175,10 @@ class IndexStore:
         self._problems: dict[tuple[int, str], str] = {}
         self.recheck_s = 30.0  # a server compares its loaded indexes with SQL this often
         self._opened = False  # check_files has run (on the first search of this store)
+        # Index type switches (Flat -> compact as the catalog grows, IVF retrains): built without
+        # the writer lock while the old index keeps answering; in a thread when this is set.
+        self.switch_in_background = False
+        self._switching: dict[tuple[int, str], threading.Thread] = {}
 
     # ------------------------------------------------------------------ paths
     def index_path(self, space_id: int, kind: str) -> Path:
@@ -344,32 +352,107 @@ class IndexStore:
             index = self._writable(space_id, kind, dim)
             sql_ids = self._snapshot_ids(space_id, kind)
             target = self._target_factory(index, len(sql_ids), dim)
-            if index is None or target != index.factory or index.needs_compaction():
+            if index is None or index.needs_compaction():
                 return self._rebuild_locked(
                     space_id, kind, dim, sql_ids, target, pinned=False, started=started
                 )
+            switch = target != index.factory
             present = index.ids()
             to_add = np.setdiff1d(sql_ids, present, assume_unique=True)
             to_remove = np.setdiff1d(present, sql_ids, assume_unique=True)
             generation, _ = self._state(space_id, kind)
             if not len(to_add) and not len(to_remove) and generation == index.generation:
-                return self._report(space_id, kind, index, started, changed=False)
-            cached = self._loaded.get((space_id, kind))
-            try:
-                lock = cached.lock if cached is not None and cached.index is index else threading.Lock()
-                with lock:
-                    removed = index.remove(to_remove)
-                    added = 0
-                    for ids, vecs in self._iter_vectors(space_id, kind, dim, to_add):
-                        index.add(ids, vecs, check=False)
-                        added += len(ids)
-                    if index.needs_compaction():
-                        index.compact()
-            except BaseException:
-                self._forget(space_id, kind)
+                report = self._report(space_id, kind, index, started, changed=False)
+            else:
+                cached = self._loaded.get((space_id, kind))
+                try:
+                    lock = cached.lock if cached is not None and cached.index is index else threading.Lock()
+                    with lock:
+                        removed = index.remove(to_remove)
+                        added = 0
+                        for ids, vecs in self._iter_vectors(space_id, kind, dim, to_add):
+                            index.add(ids, vecs, check=False)
+                            added += len(ids)
+                        if index.needs_compaction():
+                            index.compact()
+                except BaseException:
+                    self._forget(space_id, kind)
+                    raise
+                self._publish(space_id, kind, index)
+                report = self._report(space_id, kind, index, started, added=added, removed=removed)
+        if switch:  # after the writer lock: the switch builds without it
+            switched = self._start_switch(space_id, kind, dim, target, started)
+            return switched or report
+        return report
+
+    def _start_switch(
+        self, space_id: int, kind: str, dim: int, factory: str, started: float
+    ) -> SyncReport | None:
+        """Move an index to another type: a fresh build that readers see only once published.
+
+        The new index is trained and filled from SQL without the writer lock (other syncs and
+        every search carry on with the current index), then caught up with SQL under the lock
+        and published. In a daemon thread when ``switch_in_background`` (servers), else now.
+        """
+        key = (space_id, kind)
+        with self._heal_lock:
+            thread = self._switching.get(key)
+            if thread is not None and thread.is_alive():
+                return
+            if not self.switch_in_background:
+                thread = None
+            else:
+                thread = threading.Thread(
+                    target=self._switch,
+                    args=(space_id, kind, dim, factory, started),
+                    name=f"switch-{space_id}-{kind}",
+                    daemon=True,
+                )
+                self._switching[key] = thread
+        if thread is None:
+            return self._switch(space_id, kind, dim, factory, started)
+        thread.start()
+        return None
+
+    def _switch(self, space_id: int, kind: str, dim: int, factory: str, started: float) -> SyncReport | None:
+        try:
+            sql_ids = self._snapshot_ids(space_id, kind)
+            index = self._build(space_id, kind, dim, sql_ids, factory)
+            with self._flock(self._lock_path(space_id, kind)):
+                now = self._snapshot_ids(space_id, kind)
+                current = self._writable(space_id, kind, dim)
+                if current is not None and current.factory == factory:
+                    return None  # another process switched meanwhile
+                present = index.ids()
+                index.remove(np.setdiff1d(present, now, assume_unique=True))
+                for ids, vecs in self._iter_vectors(
+                    space_id, kind, dim, np.setdiff1d(now, present, assume_unique=True)
+                ):
+                    index.add(ids, vecs, check=False)
+                index.meta.update({"built_n": int(len(now)), "pinned": False})
+                self._publish(space_id, kind, index)
+            report = self._report(space_id, kind, index, started, added=index.ntotal, rebuilt=True)
+            log.warning(
+                "index %s switched to %s: %d vectors in %.1f s",
+                self.index_path(space_id, kind).name,
+                factory,
+                index.ntotal,
+                time.perf_counter() - started,
+            )
+            return report
+        except Exception:  # noqa: BLE001 - the current index keeps answering; the next sync retries
+            if not self.switch_in_background:
                 raise
-            self._publish(space_id, kind, index)
-            return self._report(space_id, kind, index, started, added=added, removed=removed)
+            log.exception("switching %s to %s failed", self.index_path(space_id, kind).name, factory)
+            return None
+
+    def wait_switched(self, timeout: float | None = None) -> bool:
+        """Wait for background index switches; True when none is left running."""
+        with self._heal_lock:
+            threads = list(self._switching.values())
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
 
     def rebuild(self, space_id: int, kind: str, factory: str | None = None) -> SyncReport:
         """A fresh index from every SQL row; ``factory`` None picks one, a given one is kept by syncs."""
@@ -394,6 +477,13 @@ class IndexStore:
         pinned: bool,
         started: float,
     ) -> SyncReport:
+        index = self._build(space_id, kind, dim, sql_ids, factory)
+        index.meta.update({"built_n": int(len(sql_ids)), "pinned": pinned})
+        self._publish(space_id, kind, index)
+        return self._report(space_id, kind, index, started, added=index.ntotal, rebuilt=True)
+
+    def _build(self, space_id: int, kind: str, dim: int, sql_ids: np.ndarray, factory: str) -> VectorIndex:
+        """A new index of ``factory`` over these ids: trained on a sample of at most train_max."""
         index = VectorIndex(dim, factory, **self.tuning)
         if not index.is_trained and len(sql_ids):
             rng = np.random.default_rng(len(sql_ids))
@@ -402,9 +492,7 @@ class IndexStore:
             index.train(vecs[~np.isnan(vecs).any(axis=1)])
         for ids, vecs in self._iter_vectors(space_id, kind, dim, sql_ids):
             index.add(ids, vecs, check=False)
-        index.meta.update({"built_n": int(len(sql_ids)), "pinned": pinned})
-        self._publish(space_id, kind, index)
-        return self._report(space_id, kind, index, started, added=index.ntotal, rebuilt=True)
+        return index
 
     @staticmethod
     def _report(
@@ -465,7 +553,7 @@ class IndexStore:
         if have != wish:
             return want  # settings moved between HNSW and IVF-PQ
         built = int(index.meta.get("built_n") or 0)
-        if have == "ivf" and built and not built / 4 <= n <= built * 4:
+        if have in ("ivf", "compact") and built and not built / 4 <= n <= built * 4:
             return want  # IVF lists sized for a very different n
         return current
 
