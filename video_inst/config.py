@@ -136,6 +136,11 @@ class Settings(BaseSettings):
 
     # --- API -----------------------------------------------------------------
     api_token: str | None = Field(None, description="Bearer token for endpoints that change state.")
+    server_url: str | None = Field(
+        None,
+        description="A running `video-inst serve` (e.g. http://127.0.0.1:8000) that `video-inst search` "
+        "asks instead of loading the models itself (`--server` overrides it).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated in env."
     )

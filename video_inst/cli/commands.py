@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -114,25 +115,33 @@ def ingest(
         return
 
     any_failed = False
-    show_bar = sys.stderr.isatty()
-    for path in paths:
-        bar = StageBar(path.name, show_bar)
-        try:
+    bar = StageBar(len(paths), sys.stderr.isatty())
+    try:
+        for n, path in enumerate(paths):
+            bar.start(n, path.name)
             result = ingest_path(path, force=force, analyse=not no_analyse, progress=bar)
-        finally:
-            bar.close()
-        any_failed |= result.status == "failed"
-        if as_json:
-            emit(result.to_json())
-        else:
-            line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
-            line += f" tracks={result.tracks} {result.seconds:.1f}s"
-            if result.error:
-                line += f"\n         error: {result.error}"
-            for warning in result.warnings:
-                line += f"\n         warning: {warning}"
-            click.echo(line)
+            any_failed |= result.status == "failed"
+            _print_ingest(result, as_json, bar)
+    finally:
+        bar.close()
     sys.exit(1 if any_failed else 0)
+
+
+def _print_ingest(result: Any, as_json: bool, bar: StageBar) -> None:
+    """One file's result line, written above the progress bar (which then redraws below it)."""
+    from tqdm import tqdm
+
+    out = tqdm.write if bar.bar is not None else click.echo
+    if as_json:
+        out(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
+        line += f" tracks={result.tracks} {result.seconds:.1f}s"
+        if result.error:
+            line += f"\n         error: {result.error}"
+        for warning in result.warnings:
+            line += f"\n         warning: {warning}"
+        out(line)
 
 
 # --- catalog views -------------------------------------------------------------------
@@ -230,7 +239,8 @@ def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--top-k",
             type=click.IntRange(min=1),
-            help="Number of shots (default: VIDEO_INST_DEFAULT_TOP_K).",
+            help="Number of shots.",
+            show_default="VIDEO_INST_DEFAULT_TOP_K, 20",
         ),
         click.option("--min-score", type=float, help="Drop hits scoring below this."),
         click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
@@ -261,35 +271,54 @@ def run_search(**options: Any) -> Any:
 
 
 def _print_hits(result: Any) -> None:
-    click.echo(f"mode: {result.mode}")
-    if getattr(result, "spaces", None):
-        click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in result.spaces.items()))
-    for note in result.notes:
+    _print_answer(result.to_json())
+
+
+def _print_answer(answer: dict[str, Any]) -> None:
+    """A search answer (a local ``SearchResult.to_json()`` or a server's ``/search`` JSON) as text."""
+    click.echo(f"mode: {answer['mode']}")
+    if answer.get("spaces"):
+        click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in answer["spaces"].items()))
+    for note in answer.get("notes", []):
         click.echo(f"note: {note}")
-    for rank, hit in enumerate(result.hits, 1):
-        labels = ", ".join(str(name) for name, _ in hit.labels[:3])
+    for rank, hit in enumerate(answer["hits"], 1):
+        labels = ", ".join(str(name) for name, _ in hit["labels"][:3])
+        shot = hit["shot"]
         click.echo(
-            f"{rank:>3}. score {hit.score:.3f}  video {hit.video_id} shot {hit.shot.index} "
-            f"[{hit.shot.start_tc} - {hit.shot.end_tc}]  track {hit.track_id} "
-            f"{hit.start_s:.2f}-{hit.end_s:.2f}s box {[round(v) for v in hit.box]}  {labels}"
+            f"{rank:>3}. score {hit['score']:.3f}  video {hit['video_id']} shot {shot['index']} "
+            f"[{shot['start_tc']} - {shot['end_tc']}]  track {hit['track_id']} "
+            f"{hit['start_s']:.2f}-{hit['end_s']:.2f}s box {[round(v) for v in hit['box']]}  {labels}"
         )
 
 
 @click.command("search")
 @query_options
-@click.option("--json", "as_json", is_flag=True)
-def search_command(as_json: bool, **options: Any) -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Ask this running `video-inst serve` (models already loaded) instead of searching here "
+    "[default: VIDEO_INST_SERVER_URL, else search in this process].",
+)
+@click.option("--json", "as_json", is_flag=True, help="The hits as one JSON list; errors as a JSON object.")
+def search_command(as_json: bool, server: str | None, **options: Any) -> None:
     """Find the shots that contain an object (image/box), a subject (text) or a track."""
+    settings = get_settings()
+    server = server or settings.server_url
     try:
-        result = run_search(**options)
+        if server:
+            from video_inst.cli.remote import remote_search
+
+            answer = remote_search(server, options, settings.api_token)
+        else:
+            answer = run_search(**options).to_json()
     except VideoInstError as exc:
         fail(exc)
     if as_json:
-        for note in result.notes:  # stdout stays the JSON list of hits
+        for note in answer["notes"]:  # stdout stays the JSON list of hits
             click.echo(f"note: {note}", err=True)
-        emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
+        emit([dict(h, mode=answer["mode"], spaces=answer["spaces"]) for h in answer["hits"]])
     else:
-        _print_hits(result)
+        _print_answer(answer)
 
 
 # --- indexes -------------------------------------------------------------------------------
