@@ -245,6 +245,16 @@ def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--min-score", type=float, help="Drop hits scoring below this."),
         click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
         click.option("--label", help="Only tracks carrying this label (e.g. bird)."),
+        click.option(
+            "--also",
+            "exemplars",
+            multiple=True,
+            metavar="IMAGE[@x0,y0,x1,y1]",
+            help="Another photo (and box) of the same object, searched as one query; repeatable.",
+        ),
+        click.option("--right", "positives", type=int, multiple=True, help="Track id of a hit marked right."),
+        click.option("--wrong", "negatives", type=int, multiple=True, help="Track id of a hit marked wrong."),
+        click.option("--hide-weak", is_flag=True, help="Drop hits under the measured weak-score threshold."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -253,11 +263,24 @@ def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_search(**options: Any) -> Any:
     """Build a Query from CLI options and run it (shared by ``search`` and ``demo``)."""
+    return search_query(**options)[1]
+
+
+def search_query(**options: Any) -> tuple[Any, Any]:
+    """(the Query of these CLI options, its result)."""
     from video_inst.media.images import load_image, parse_box
     from video_inst.search import Query, search
 
     image = load_image(Path(options["image"])) if options.get("image") else None
+    exemplars = []
+    for spec in options.get("exemplars") or ():
+        path, _, box = str(spec).partition("@")
+        exemplars.append((load_image(Path(path)), parse_box(box or None)))
     query = Query(
+        exemplars=exemplars,
+        positives=list(options.get("positives") or ()),
+        negatives=list(options.get("negatives") or ()),
+        hide_weak=bool(options.get("hide_weak")),
         image=image,
         box=parse_box(options.get("box")),
         text=options.get("text"),
@@ -267,7 +290,7 @@ def run_search(**options: Any) -> Any:
         video_ids=video_ids(tuple(options.get("video") or ())),
         label=options.get("label"),
     )
-    return search(query)
+    return query, search(query)
 
 
 def _print_hits(result: Any) -> None:
@@ -299,13 +322,22 @@ def _print_answer(answer: dict[str, Any]) -> None:
     help="Ask this running `video-inst serve` (models already loaded) instead of searching here "
     "[default: VIDEO_INST_SERVER_URL, else search in this process].",
 )
+@click.option("--save", metavar="NAME", help="Keep this query as a saved search that watches new footage.")
 @click.option("--json", "as_json", is_flag=True, help="The hits as one JSON list; errors as a JSON object.")
-def search_command(as_json: bool, server: str | None, **options: Any) -> None:
+def search_command(as_json: bool, server: str | None, save: str | None, **options: Any) -> None:
     """Find the shots that contain an object (image/box), a subject (text) or a track."""
     settings = get_settings()
     server = server or settings.server_url
     try:
-        if server:
+        if save:
+            from video_inst.saved_searches import save_search
+            from video_inst.search import shared_searcher
+
+            query, _ = search_query(**options)
+            saved, result = save_search(query, save, searcher=shared_searcher(settings))
+            click.echo(f"saved search {saved['saved_search_id']} {saved['name']!r}", err=True)
+            answer = result.to_json()
+        elif server:
             from video_inst.cli.remote import remote_search
 
             answer = remote_search(server, options, settings.api_token)
@@ -319,6 +351,71 @@ def search_command(as_json: bool, server: str | None, **options: Any) -> None:
         emit([dict(h, mode=answer["mode"], spaces=answer["spaces"]) for h in answer["hits"]])
     else:
         _print_answer(answer)
+
+
+@click.group("saved")
+def saved() -> None:
+    """Saved searches (`search --save NAME`): list, run, matches in new footage, delete."""
+
+
+@saved.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def saved_list(as_json: bool) -> None:
+    from video_inst.saved_searches import list_saved
+
+    rows = list_saved()
+    if as_json:
+        emit(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['saved_search_id']:>4} {r['name']}  threshold {r['threshold']}  watch {r['watch']}")
+
+
+@saved.command("run")
+@click.argument("ref")
+@click.option("--top-k", type=click.IntRange(min=1), help="Number of shots.")
+@click.option("--json", "as_json", is_flag=True)
+def saved_run(ref: str, top_k: int | None, as_json: bool) -> None:
+    """Run saved search REF (id or name) over the catalog."""
+    from video_inst.saved_searches import run_saved
+
+    try:
+        result = run_saved(ref, **({"top_k": top_k} if top_k else {}))
+    except VideoInstError as exc:
+        fail(exc)
+    if as_json:
+        emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
+    else:
+        _print_hits(result)
+
+
+@saved.command("matches")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+def saved_matches(ref: str, as_json: bool) -> None:
+    """Newly ingested videos in which saved search REF found its object."""
+    from video_inst.saved_searches import matches_of
+
+    try:
+        rows = matches_of(ref)
+    except VideoInstError as exc:
+        fail(exc)
+    if as_json:
+        emit(rows)
+        return
+    for m in rows:
+        click.echo(f"video {m['video_id']}: {len(m['hits'])} hits, best {m['hits'][0]['score']:.3f}")
+
+
+@saved.command("delete")
+@click.argument("ref")
+def saved_delete(ref: str) -> None:
+    from video_inst.saved_searches import delete_saved
+
+    try:
+        click.echo(f"deleted saved search {delete_saved(ref)}")
+    except VideoInstError as exc:
+        fail(exc)
 
 
 # --- indexes -------------------------------------------------------------------------------

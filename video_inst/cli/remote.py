@@ -50,6 +50,15 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
         fields["video_ids"] = ",".join(videos)
     if options.get("box"):
         fields["box"] = str(options["box"])
+    if options.get("exemplars"):
+        raise RemoteError(
+            "--also with --server is not supported: send several images to POST /search", "invalid_query"
+        )
+    for name in ("positives", "negatives"):
+        if options.get(name):
+            fields[name] = ",".join(str(t) for t in options[name])
+    if options.get("hide_weak"):
+        fields["hide_weak"] = "true"
     return fields
 
 
@@ -82,8 +91,11 @@ def remote_search(
                     body[key] = int(body[key])
             if "min_score" in body:
                 body["min_score"] = float(body["min_score"])
-            if "video_ids" in body:
-                body["video_ids"] = [int(v) for v in body["video_ids"].split(",")]
+            for key in ("video_ids", "positives", "negatives"):
+                if key in body:
+                    body[key] = [int(v) for v in body[key].split(",")]
+            if "hide_weak" in body:
+                body["hide_weak"] = True
             response = httpx.post(url, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise RemoteError(f"cannot reach the server at {server}: {exc}", "server_unreachable") from None
