@@ -28,6 +28,8 @@ TABLES = {
     "vectors",
     "video_spaces",
     "index_state",
+    "saved_searches",
+    "saved_search_matches",
 }
 
 

@@ -76,7 +76,7 @@ def test_db_downgrade_needs_a_revision_and_a_confirmation(tmp_path: Path) -> Non
     """A bare ``db downgrade`` once went to ``base`` and deleted the catalog with exit 0."""
     assert _db(tmp_path, "upgrade").returncode == 0
     head = _db(tmp_path, "current").stdout.strip()
-    assert head.startswith("0003")
+    assert head.startswith("0004")
 
     bare = _db(tmp_path, "downgrade")
     assert bare.returncode == 2 and "--revision" in bare.stderr

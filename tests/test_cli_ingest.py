@@ -164,4 +164,4 @@ def test_delete_removes_rows_and_thumbnails(tmp_path: Path, clips: dict[str, Pat
     assert rows == {"shots": [], "keyframes": [], "videos": []}
     assert not list((home / "thumbnails").rglob("*.jpg"))
     proc = run_cli(home, "shots", str(line["video_id"]), "--json")
-    assert proc.returncode == 1 and "no video" in proc.stderr
+    assert proc.returncode == 1 and "no video" in json.loads(proc.stdout)["error"]["message"]

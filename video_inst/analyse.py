@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +59,7 @@ _WARNED: set[str] = set()
 def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
-        warnings.warn(message, stacklevel=3)
+        log.warning("%s", message)  # through logging: the CLI prints the message, not a source line
 
 
 def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | None = None) -> Analyser:

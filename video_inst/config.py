@@ -143,9 +143,27 @@ class Settings(BaseSettings):
         "(scripts/eval_hard.py, docs/DASR.md: tuning mAP 0.486 -> 0.571). Empty: one scale.",
     )
     max_top_k: int = 1000
+    weak_score_dasr: float | None = Field(
+        0.375,
+        description="Crop / track hits scoring under this are marked weak (hidden with hide_weak): "
+        "measured on the distractor shots of scripts/eval_feedback.py (docs/DASR.md). None: never.",
+    )
+    weak_score_labels: float | None = Field(
+        0.667,
+        description="The same for label text search (sums of label weight x probability; measured on "
+        "only 5 label hits on distractor shots, docs/DASR.md).",
+    )
+    feedback_alpha: float = Field(1.0, description="Rocchio weight of the query itself (relevance feedback).")
+    feedback_beta: float = Field(0.75, description="Rocchio weight of the mean of hits marked right.")
+    feedback_gamma: float = Field(0.15, description="Rocchio weight of the mean of hits marked wrong.")
 
     # --- API -----------------------------------------------------------------
     api_token: str | None = Field(None, description="Bearer token for endpoints that change state.")
+    server_url: str | None = Field(
+        None,
+        description="A running `video-inst serve` (e.g. http://127.0.0.1:8000) that `video-inst search` "
+        "asks instead of loading the models itself (`--server` overrides it).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated in env."
     )

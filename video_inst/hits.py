@@ -46,6 +46,7 @@ class Hit:
     labels: list[list[Any]] = field(default_factory=list)  # [[label, prob], ...]
     keyframe_id: int | None = None
     video: VideoRef | None = None
+    weak: bool = False  # scored under the mode's measured threshold (search.weak_threshold)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

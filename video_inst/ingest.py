@@ -89,6 +89,8 @@ class IngestResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Saved searches that found their object in this video: [{saved_search_id, name, threshold, hits}]
+    watch: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -365,6 +367,16 @@ def commit_video(
         if planned.digest:
             # Thumbnails of an earlier run killed before its commit (or made with other settings).
             collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
+    watch: list[dict] = []
+    if analyses:
+        from video_inst.saved_searches import watch_video
+
+        try:
+            watch, notes = watch_video(video_id, settings, catalog)
+        except Exception as exc:  # noqa: BLE001 - the video is stored; a watch failure must not undo that
+            log.warning("saved searches not checked for video %s", video_id, exc_info=True)
+            notes = [f"saved searches not checked: {type(exc).__name__}: {exc}"]
+        warnings += [n for n in notes if n not in warnings]
     return IngestResult(
         video_id=video_id,
         path=str(planned.path),
@@ -373,6 +385,7 @@ def commit_video(
         keyframes=len(planned.plan.keyframes),
         tracks=tracks,
         warnings=warnings,
+        watch=watch,
     )
 
 

@@ -63,12 +63,29 @@ class Query:
     label: str | None = None
     time_range: tuple[float, float] | None = None
     offset: int = 0
+    # More views of the same object (multi-exemplar): each (image, box or None) is embedded like
+    # ``image`` and a region keeps its best score over all of them.
+    exemplars: list[tuple[np.ndarray, tuple[float, float, float, float] | None]] = field(default_factory=list)
+    # Relevance feedback: track ids an editor marked right / wrong (Rocchio, docs/DASR.md).
+    positives: list[int] = field(default_factory=list)
+    negatives: list[int] = field(default_factory=list)
+    hide_weak: bool = False  # drop hits below the mode's measured threshold instead of marking them
+    # Stored DASR query vectors (a saved search) and the model space they were embedded in.
+    vectors: list[np.ndarray] = field(default_factory=list)
+    vectors_space: str | None = None
+
+    def has_dasr_query(self) -> bool:
+        return bool(self.image is not None or self.exemplars or self.positives or self.vectors)
 
     def validate(self, settings: Settings) -> None:
-        if self.image is None and not (self.text and self.text.strip()) and self.track_id is None:
-            raise InvalidQueryError("a query needs an image, a text or a track id")
+        if not self.has_dasr_query() and not (self.text and self.text.strip()) and self.track_id is None:
+            raise InvalidQueryError("a query needs an image, a text, a track id or hits marked right")
         if self.box is not None and self.image is None:
             raise InvalidQueryError("a box needs an image to cut it from")
+        if set(self.positives) & set(self.negatives):
+            raise InvalidQueryError("a track cannot be marked both right and wrong")
+        if len(self.positives) + len(self.negatives) > 1000 or len(self.exemplars) > 32:
+            raise InvalidQueryError("at most 1000 marked tracks and 32 exemplar images per query")
         if not 1 <= self.top_k <= settings.max_top_k:
             raise InvalidQueryError(f"top_k must be between 1 and {settings.max_top_k}")
         if self.offset < 0:
@@ -84,12 +101,30 @@ class Query:
             raise InvalidQueryError("time_range start is after its end")
 
 
+def weak_threshold(mode: str, settings: Settings) -> float | None:
+    """The score below which a hit of ``mode`` is "weak": most hits on shots without the object
+    score under it (measured on distractor shots, scripts/eval_feedback.py, docs/DASR.md).
+
+    DASR cosines (image, track, saved vectors) share one threshold, label sums another; CLIP
+    text and fused (RRF) scores have none measured, so no hit of theirs is marked.
+    """
+    if mode in ("image", "track", "image+track", "feedback"):
+        return settings.weak_score_dasr
+    if mode == "labels":
+        return settings.weak_score_labels
+    return None
+
+
 @dataclass
 class SearchResult:
     hits: list[Hit]
     mode: str
     notes: list[str] = field(default_factory=list)
     spaces: dict[str, str] = field(default_factory=dict)  # family -> model space that answered
+    weak_below: float | None = None  # the threshold that marked hits weak (None: none for this mode)
+    query_vectors: list[np.ndarray] = field(
+        default_factory=list
+    )  # the DASR vectors searched (saved searches)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +132,7 @@ class SearchResult:
             "mode": self.mode,
             "notes": self.notes,
             "spaces": self.spaces,
+            "weak_below": self.weak_below,
         }
 
 
@@ -227,10 +263,18 @@ class Searcher:
                 if dasr.note:
                     notes.append(dasr.note)
             rankings: list[tuple[str, list[_Candidate]]] = []
+            feedback = _Feedback.load(s, query, dasr) if (query.positives or query.negatives) else None
+            vectors: list[np.ndarray] = []
             if query.track_id is not None:
-                rankings.append(("track", self._by_track(s, query, fetch, dasr)))
-            if query.image is not None:
-                rankings.append(("image", self._by_image(s, query, fetch, dasr)))
+                rankings.append(("track", self._by_track(s, query, fetch, dasr, feedback, vectors)))
+            if (
+                query.image is not None
+                or query.exemplars
+                or query.vectors
+                or (query.positives and query.track_id is None)
+            ):
+                mode = "image" if (query.image is not None or query.exemplars) else "feedback"
+                rankings.append((mode, self._by_image(s, query, fetch, dasr, feedback, vectors)))
             if query.text and query.text.strip():
                 mode, candidates = self._by_text(s, query, fetch, notes, dasr, used)
                 rankings.append((mode, candidates))
@@ -239,10 +283,20 @@ class Searcher:
             else:
                 mode = "+".join(m for m, _ in rankings)
                 candidates = _rrf_by_shot(s, [c for _, c in rankings])
-            hits = self._to_hits(s, candidates, query, mode, dasr.space_id)
+            if feedback is not None and feedback.negatives:
+                candidates = [c for c in candidates if c.track_id not in feedback.negatives]
+            threshold = weak_threshold(mode, self.settings)
+            hits = self._to_hits(s, candidates, query, mode, dasr.space_id, threshold)
             if s.info.get("dasr_whitened"):
                 used["dasr"] = s.info["dasr_whitened"]  # a whitened copy of the DASR space answered
-        return SearchResult(hits=hits[query.offset : want], mode=mode, notes=notes, spaces=used)
+        return SearchResult(
+            hits=hits[query.offset : want],
+            mode=mode,
+            notes=notes,
+            spaces=used,
+            weak_below=threshold,
+            query_vectors=vectors,
+        )
 
     def prepare_image(self, image: np.ndarray) -> tuple[str | None, str]:
         """Compute a query image's feature map ahead of its crop searches: (space name, status).
@@ -290,40 +344,71 @@ class Searcher:
             space_id = routed.id
         return self.store.search(space_id, kind, vector[None, :], k, video_ids=query.video_ids)[0]
 
-    def _by_image(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:
+    def _query_vectors(self, query: Query, dasr: SpaceChoice) -> list[np.ndarray]:
+        """Every DASR vector of the query: each image / exemplar at every query scale, or stored ones."""
+        if query.vectors:
+            if query.vectors_space is not None and query.vectors_space != dasr.name:
+                raise InvalidQueryError(
+                    f"these query vectors were made in model space {query.vectors_space}; "
+                    f"crop searches answer from {dasr.name} now (save the search again)"
+                )
+            return [np.asarray(v, dtype=np.float32) for v in query.vectors]
+        model = self._model(dasr)
+        views = ([(query.image, query.box)] if query.image is not None else []) + list(query.exemplars)
+        sides = self.settings.search_query_sides
+        out: list[np.ndarray] = []
+        for image, box in views:
+            out.append(model.embed_query(image, box))
+            if sides and hasattr(model, "embed_query_sides"):
+                # the query at other scales too; each region keeps its best score (docs/DASR.md)
+                out.extend(model.embed_query_sides(image, box, sides))
+        return out
+
+    def _by_image(
+        self,
+        session: Session,
+        query: Query,
+        k: int,
+        dasr: SpaceChoice,
+        feedback: _Feedback | None = None,
+        searched: list[np.ndarray] | None = None,
+    ) -> list[_Candidate]:
         if dasr.space_id is None:
             return []
-        model = self._model(dasr)
-        vector = model.embed_query(query.image, query.box)
-        hits = self._search_space(session, dasr, "region", vector, k, query)
-        sides = self.settings.search_query_sides
-        if sides and hasattr(model, "embed_query_sides"):
-            # the query at other scales too; each region keeps its best score (docs/DASR.md)
-            best = dict(hits)
-            for extra in model.embed_query_sides(query.image, query.box, sides):
-                for vid, score in self._search_space(session, dasr, "region", extra, k, query):
-                    best[vid] = max(best.get(vid, -1.0), score)
-            hits = sorted(best.items(), key=lambda h: -h[1])[:k]
+        vectors = self._query_vectors(query, dasr)
+        if feedback is not None:
+            vectors = feedback.apply(vectors, self.settings)
+        if searched is not None:
+            searched.extend(vectors)
+        best: dict[int, float] = {}
+        for vector in vectors:
+            for vid, score in self._search_space(session, dasr, "region", vector, k, query):
+                best[vid] = max(best.get(vid, -1.0), score)
+        hits = sorted(best.items(), key=lambda h: -h[1])[:k]
         return _region_candidates(session, hits)
 
-    def _by_track(self, session: Session, query: Query, k: int, dasr: SpaceChoice) -> list[_Candidate]:
+    def _by_track(
+        self,
+        session: Session,
+        query: Query,
+        k: int,
+        dasr: SpaceChoice,
+        feedback: _Feedback | None = None,
+        searched: list[np.ndarray] | None = None,
+    ) -> list[_Candidate]:
         track = session.get(Track, query.track_id)
         if track is None:
             raise NotFoundError(f"no track {query.track_id}")
-        row = None
-        if dasr.space_id is not None:
-            row = session.scalars(
-                select(Vector).where(
-                    Vector.space_id == dasr.space_id, Vector.kind == "track", Vector.owner_id == track.id
-                )
-            ).first()
-        if row is None:
+        vectors = _track_vectors(session, [track.id], dasr)
+        if track.id not in vectors:
             raise NotFoundError(
                 f"track {track.id} has no vector in model space {dasr.name or dasr.configured}"
             )
-        from video_inst.vectors.codec import decode
-
-        vector = decode([row.data], dasr.dim)[0]
+        vector = vectors[track.id]
+        if feedback is not None:
+            vector = feedback.apply([vector], self.settings)[0]
+        if searched is not None:
+            searched.append(vector)
         hits = self._search_space(session, dasr, "region", vector, k + 50, query)
         return [c for c in _region_candidates(session, hits) if c.track_id != track.id]
 
@@ -448,7 +533,13 @@ class Searcher:
 
     # --- candidates → hits ----------------------------------------------------------------
     def _to_hits(
-        self, session: Session, candidates: list[_Candidate], query: Query, mode: str, dasr_space: int | None
+        self,
+        session: Session,
+        candidates: list[_Candidate],
+        query: Query,
+        mode: str,
+        dasr_space: int | None,
+        threshold: float | None = None,
     ) -> list[Hit]:
         if not candidates:
             return []
@@ -471,6 +562,8 @@ class Searcher:
                 continue  # gone, or a track of another DASR space (never mix two backbones' tracks)
             if query.min_score is not None and shown_score(c.score) < query.min_score:
                 continue
+            if query.hide_weak and threshold is not None and shown_score(c.score) < threshold:
+                continue
             if query.video_ids and track.video_id not in query.video_ids:
                 continue
             if query.time_range and (
@@ -485,7 +578,11 @@ class Searcher:
         # was a third of a crop search at 1M tracks (docs/API.md).
         page = ranked[: query.offset + query.top_k]
         rows = session.scalars(select(Track).where(Track.id.in_([c.track_id for c in page])))
-        return self._hydrate(session, page, {t.id: t for t in rows}, mode)
+        hits = self._hydrate(session, page, {t.id: t for t in rows}, mode)
+        if threshold is not None:
+            for hit in hits:
+                hit.weak = hit.score < threshold
+        return hits
 
     def _hydrate(
         self, session: Session, ranked: list[_Candidate], tracks: dict[int, Track], mode: str
@@ -552,6 +649,65 @@ class Searcher:
                 )
             )
         return hits
+
+
+def _track_vectors(session: Session, track_ids: list[int], dasr: SpaceChoice) -> dict[int, np.ndarray]:
+    """The DASR track vectors (``kind == "track"``) of these tracks in the answering space."""
+    if dasr.space_id is None or not track_ids:
+        return {}
+    from video_inst.vectors.codec import decode
+
+    rows = session.execute(
+        select(Vector.owner_id, Vector.data).where(
+            Vector.space_id == dasr.space_id, Vector.kind == "track", Vector.owner_id.in_(track_ids)
+        )
+    ).all()
+    if not rows:
+        return {}
+    vectors = decode([d for _, d in rows], dasr.dim)
+    return {owner: vectors[i] for i, (owner, _) in enumerate(rows)}
+
+
+@dataclass
+class _Feedback:
+    """Tracks marked right / wrong, as vectors of the answering DASR space (Rocchio 1971)."""
+
+    positives: dict[int, np.ndarray]
+    negatives: dict[int, np.ndarray]
+
+    @classmethod
+    def load(cls, session: Session, query: Query, dasr: SpaceChoice) -> _Feedback:
+        found = _track_vectors(session, list(query.positives) + list(query.negatives), dasr)
+        missing = [t for t in list(query.positives) + list(query.negatives) if t not in found]
+        if missing:
+            raise NotFoundError(
+                f"marked tracks without a vector in model space {dasr.name or dasr.configured}: "
+                + ", ".join(map(str, missing[:10]))
+            )
+        return cls(
+            positives={t: found[t] for t in query.positives}, negatives={t: found[t] for t in query.negatives}
+        )
+
+    def apply(self, vectors: list[np.ndarray], settings: Settings) -> list[np.ndarray]:
+        """q' = a q + b mean(right) - c mean(wrong), L2-normalised, for each query vector.
+
+        Without a query vector (hits marked right only) the query is the marked ones' centroid.
+        """
+        shift = np.zeros(0, dtype=np.float32)
+        if self.positives:
+            shift = settings.feedback_beta * np.mean(list(self.positives.values()), axis=0)
+        if self.negatives:
+            neg = settings.feedback_gamma * np.mean(list(self.negatives.values()), axis=0)
+            shift = shift - neg if shift.size else -neg
+        if not shift.size:
+            return vectors
+        base = vectors or [np.zeros_like(shift)]
+        out = []
+        for v in base:
+            q = settings.feedback_alpha * np.asarray(v, dtype=np.float32) + shift
+            norm = float(np.linalg.norm(q))
+            out.append((q / norm if norm > 0 else q).astype(np.float32))
+        return out
 
 
 def _rrf_by_shot(session: Session, rankings: list[list[_Candidate]]) -> list[_Candidate]:

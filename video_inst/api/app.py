@@ -124,6 +124,13 @@ def document_errors(app: FastAPI, max_top_k: int) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def operation_id(route: Any) -> str:
+    """Readable OpenAPI operation ids: the route function's name (``search``, ``list_videos``),
+    not FastAPI's generated ``search_endpoint_search_post``."""
+    name = route.name
+    return name[: -len("_endpoint")] if name.endswith("_endpoint") else name
+
+
 def create_app(
     settings: Settings | None = None, *, ingest_mode: str | None = None, warm: bool = False
 ) -> FastAPI:
@@ -158,7 +165,16 @@ def create_app(
         app_version = version("video_inst")
     except PackageNotFoundError:
         app_version = "0"
-    app = FastAPI(title="video_inst", version=app_version, description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc from files in the fastapi-offline wheel, not a CDN: /docs works offline.
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(
+        title="video_inst",
+        version=app_version,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.vi = ApiState(settings=settings, catalog=catalog, ingest=runner)
     install_error_handlers(app)
     for router in ROUTERS:

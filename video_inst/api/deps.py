@@ -16,7 +16,8 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from video_inst.api.errors import ApiError
 from video_inst.api.files import SourceChecks
@@ -41,7 +42,14 @@ def root_of(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def require_token(request: Request) -> None:
+# Declares the bearer scheme in OpenAPI (Swagger UI's "Authorize"); the check itself is below,
+# so a server without a token still takes requests without the header.
+BEARER = HTTPBearer(auto_error=False, description="VIDEO_INST_API_TOKEN, when the server has one")
+
+
+def require_token(
+    request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)
+) -> None:
     """Endpoints that change state need ``Authorization: Bearer <api_token>`` when a token is set."""
     token = request.app.state.vi.settings.api_token
     if not token:

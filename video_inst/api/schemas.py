@@ -33,12 +33,15 @@ NEEDS_TEXT: dict[str, Any] = {
     "properties": {"text": {"type": "string", "pattern": r"\S"}},
 }
 NEEDS_TRACK: dict[str, Any] = {"required": ["track_id"], "properties": {"track_id": {"type": "integer"}}}
+NEEDS_POSITIVES: dict[str, Any] = {"required": ["positives"], "properties": {"positives": {"minItems": 1}}}
 
 
 class SearchRequest(BaseModel):
     """The query fields shared by ``POST /search`` and ``POST /export`` (JSON or multipart)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [NEEDS_TEXT, NEEDS_TRACK]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"anyOf": [NEEDS_TEXT, NEEDS_TRACK, NEEDS_POSITIVES]}
+    )
 
     text: Text | None = Field(None, description="Described subject, e.g. 'a red umbrella'.")
     track_id: Id | None = Field(None, description="More like this: a stored track as the query.")
@@ -48,11 +51,30 @@ class SearchRequest(BaseModel):
     label: Text | None = Field(None, description="Only tracks carrying this label, e.g. 'bird'.")
     time_range: tuple[Finite, Finite] | None = Field(None, description="[start_s, end_s] in each video.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many shots (paging).")
+    positives: list[Id] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Relevance feedback: track ids of hits marked right.",
+    )
+    negatives: list[Id] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Track ids of hits marked wrong (never shown again).",
+    )
+    hide_weak: bool = Field(
+        False, description="Drop hits under the measured threshold instead of marking them weak."
+    )
 
-    def to_query(self, *, image: np.ndarray | None, box: Any, settings: Settings) -> Any:
+    def to_query(
+        self, *, image: np.ndarray | None, box: Any, settings: Settings, exemplars: list[Any] | None = None
+    ) -> Any:
         from video_inst.search import Query
 
         return Query(
+            exemplars=list(exemplars or []),
+            positives=list(self.positives),
+            negatives=list(self.negatives),
+            hide_weak=self.hide_weak,
             image=image,
             box=box,
             text=self.text,
@@ -82,9 +104,12 @@ def search_form_schema() -> dict[str, Any]:
             "label": {"type": "string", "maxLength": 2000},
             "time_range": {"type": "string", "description": "start_s,end_s"},
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+            "positives": {"type": "array", "items": ints, "description": "Repeat the field, or '1,2,3'."},
+            "negatives": {"type": "array", "items": ints, "description": "Repeat the field, or '1,2,3'."},
+            "hide_weak": {"type": "boolean"},
         },
         "additionalProperties": False,
-        "anyOf": [{"required": ["image"]}, NEEDS_TEXT, NEEDS_TRACK],
+        "anyOf": [{"required": ["image"]}, NEEDS_TEXT, NEEDS_TRACK, NEEDS_POSITIVES],
     }
 
 
@@ -132,6 +157,7 @@ class HitOut(BaseModel):
     mode: str
     labels: list[list[Any]] = Field(description="[[label, probability], ...]")
     keyframe_id: int | None
+    weak: bool = Field(False, description="Scored under weak_below: most hits on shots without the object do")
     thumbnail_url: str | None = Field(description="JPEG of the keyframe (None when the hit has none)")
 
 
@@ -156,6 +182,10 @@ class SearchResponse(BaseModel):
         default_factory=dict, description="Model space that answered, per family (dasr, clip)"
     )
     videos: dict[str, HitVideoOut] = Field(description="The videos of the hits, by video id.")
+    weak_below: float | None = Field(
+        None,
+        description="Hits scoring under this are weak (measured on distractor shots; None: no threshold)",
+    )
 
 
 class KeyframeOut(BaseModel):

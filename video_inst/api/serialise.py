@@ -57,6 +57,7 @@ def search_json(result: Any, root: str) -> dict[str, Any]:
         "notes": list(result.notes),
         "spaces": dict(getattr(result, "spaces", {})),
         "videos": videos,
+        "weak_below": getattr(result, "weak_below", None),
     }
 
 

@@ -251,3 +251,38 @@ class IndexState(Base):
     factory: Mapped[str] = mapped_column(String(64), default="Flat")
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SavedSearch(Base):
+    """A query kept by name (relevance feedback included) that also watches newly ingested footage.
+
+    The DASR query vectors are stored (float16 blobs, like ``vectors.data``) with the model space
+    that made them, so a saved crop query answers without its images; ``query`` holds the JSON
+    fields (text, track_id, positives, negatives, label, top_k, min_score).
+    """
+
+    __tablename__ = "saved_searches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    query: Mapped[dict] = mapped_column(JSON, default=dict)
+    space_name: Mapped[str | None] = mapped_column(String(255))  # DASR space of ``vectors``
+    dim: Mapped[int | None] = mapped_column(Integer)
+    vectors: Mapped[list] = mapped_column(JSON, default=list)  # hex of each float16 blob
+    threshold: Mapped[float | None] = mapped_column(Float)  # a new video's hit counts at or above it
+    watch: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SavedSearchMatch(Base):
+    """A newly ingested video in which a watching saved search found its object (the hits, as JSON)."""
+
+    __tablename__ = "saved_search_matches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    saved_search_id: Mapped[int] = mapped_column(
+        ForeignKey("saved_searches.id", ondelete="CASCADE"), index=True
+    )
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    hits: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

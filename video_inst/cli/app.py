@@ -9,12 +9,14 @@ from __future__ import annotations
 import click
 
 from video_inst.cli import commands, queue, serve, whiten
+from video_inst.cli.output import route_warnings
 
 
-@click.group()
+@click.group(context_settings={"show_default": True})
 @click.version_option(package_name="video_inst")
 def main() -> None:
     """Find every shot that contains an object or a described subject."""
+    route_warnings()
 
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -24,6 +26,7 @@ COMMANDS: tuple[click.Command, ...] = (
     commands.shots,
     commands.delete,
     commands.search_command,
+    commands.saved,
     commands.index,
     commands.demo,
     commands.reindex,

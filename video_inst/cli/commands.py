@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -114,25 +115,33 @@ def ingest(
         return
 
     any_failed = False
-    show_bar = sys.stderr.isatty()
-    for path in paths:
-        bar = StageBar(path.name, show_bar)
-        try:
+    bar = StageBar(len(paths), sys.stderr.isatty())
+    try:
+        for n, path in enumerate(paths):
+            bar.start(n, path.name)
             result = ingest_path(path, force=force, analyse=not no_analyse, progress=bar)
-        finally:
-            bar.close()
-        any_failed |= result.status == "failed"
-        if as_json:
-            emit(result.to_json())
-        else:
-            line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
-            line += f" tracks={result.tracks} {result.seconds:.1f}s"
-            if result.error:
-                line += f"\n         error: {result.error}"
-            for warning in result.warnings:
-                line += f"\n         warning: {warning}"
-            click.echo(line)
+            any_failed |= result.status == "failed"
+            _print_ingest(result, as_json, bar)
+    finally:
+        bar.close()
     sys.exit(1 if any_failed else 0)
+
+
+def _print_ingest(result: Any, as_json: bool, bar: StageBar) -> None:
+    """One file's result line, written above the progress bar (which then redraws below it)."""
+    from tqdm import tqdm
+
+    out = tqdm.write if bar.bar is not None else click.echo
+    if as_json:
+        out(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        line = f"{result.status:8} {result.path}  shots={result.shots} keyframes={result.keyframes}"
+        line += f" tracks={result.tracks} {result.seconds:.1f}s"
+        if result.error:
+            line += f"\n         error: {result.error}"
+        for warning in result.warnings:
+            line += f"\n         warning: {warning}"
+        out(line)
 
 
 # --- catalog views -------------------------------------------------------------------
@@ -230,11 +239,22 @@ def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--top-k",
             type=click.IntRange(min=1),
-            help="Number of shots (default: VIDEO_INST_DEFAULT_TOP_K).",
+            help="Number of shots.",
+            show_default="VIDEO_INST_DEFAULT_TOP_K, 20",
         ),
         click.option("--min-score", type=float, help="Drop hits scoring below this."),
         click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
         click.option("--label", help="Only tracks carrying this label (e.g. bird)."),
+        click.option(
+            "--also",
+            "exemplars",
+            multiple=True,
+            metavar="IMAGE[@x0,y0,x1,y1]",
+            help="Another photo (and box) of the same object, searched as one query; repeatable.",
+        ),
+        click.option("--right", "positives", type=int, multiple=True, help="Track id of a hit marked right."),
+        click.option("--wrong", "negatives", type=int, multiple=True, help="Track id of a hit marked wrong."),
+        click.option("--hide-weak", is_flag=True, help="Drop hits under the measured weak-score threshold."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -243,11 +263,24 @@ def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_search(**options: Any) -> Any:
     """Build a Query from CLI options and run it (shared by ``search`` and ``demo``)."""
+    return search_query(**options)[1]
+
+
+def search_query(**options: Any) -> tuple[Any, Any]:
+    """(the Query of these CLI options, its result)."""
     from video_inst.media.images import load_image, parse_box
     from video_inst.search import Query, search
 
     image = load_image(Path(options["image"])) if options.get("image") else None
+    exemplars = []
+    for spec in options.get("exemplars") or ():
+        path, _, box = str(spec).partition("@")
+        exemplars.append((load_image(Path(path)), parse_box(box or None)))
     query = Query(
+        exemplars=exemplars,
+        positives=list(options.get("positives") or ()),
+        negatives=list(options.get("negatives") or ()),
+        hide_weak=bool(options.get("hide_weak")),
         image=image,
         box=parse_box(options.get("box")),
         text=options.get("text"),
@@ -257,39 +290,132 @@ def run_search(**options: Any) -> Any:
         video_ids=video_ids(tuple(options.get("video") or ())),
         label=options.get("label"),
     )
-    return search(query)
+    return query, search(query)
 
 
 def _print_hits(result: Any) -> None:
-    click.echo(f"mode: {result.mode}")
-    if getattr(result, "spaces", None):
-        click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in result.spaces.items()))
-    for note in result.notes:
+    _print_answer(result.to_json())
+
+
+def _print_answer(answer: dict[str, Any]) -> None:
+    """A search answer (a local ``SearchResult.to_json()`` or a server's ``/search`` JSON) as text."""
+    click.echo(f"mode: {answer['mode']}")
+    if answer.get("spaces"):
+        click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in answer["spaces"].items()))
+    for note in answer.get("notes", []):
         click.echo(f"note: {note}")
-    for rank, hit in enumerate(result.hits, 1):
-        labels = ", ".join(str(name) for name, _ in hit.labels[:3])
+    for rank, hit in enumerate(answer["hits"], 1):
+        labels = ", ".join(str(name) for name, _ in hit["labels"][:3])
+        shot = hit["shot"]
         click.echo(
-            f"{rank:>3}. score {hit.score:.3f}  video {hit.video_id} shot {hit.shot.index} "
-            f"[{hit.shot.start_tc} - {hit.shot.end_tc}]  track {hit.track_id} "
-            f"{hit.start_s:.2f}-{hit.end_s:.2f}s box {[round(v) for v in hit.box]}  {labels}"
+            f"{rank:>3}. score {hit['score']:.3f}  video {hit['video_id']} shot {shot['index']} "
+            f"[{shot['start_tc']} - {shot['end_tc']}]  track {hit['track_id']} "
+            f"{hit['start_s']:.2f}-{hit['end_s']:.2f}s box {[round(v) for v in hit['box']]}  {labels}"
         )
 
 
 @click.command("search")
 @query_options
-@click.option("--json", "as_json", is_flag=True)
-def search_command(as_json: bool, **options: Any) -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Ask this running `video-inst serve` (models already loaded) instead of searching here "
+    "[default: VIDEO_INST_SERVER_URL, else search in this process].",
+)
+@click.option("--save", metavar="NAME", help="Keep this query as a saved search that watches new footage.")
+@click.option("--json", "as_json", is_flag=True, help="The hits as one JSON list; errors as a JSON object.")
+def search_command(as_json: bool, server: str | None, save: str | None, **options: Any) -> None:
     """Find the shots that contain an object (image/box), a subject (text) or a track."""
+    settings = get_settings()
+    server = server or settings.server_url
     try:
-        result = run_search(**options)
+        if save:
+            from video_inst.saved_searches import save_search
+            from video_inst.search import shared_searcher
+
+            query, _ = search_query(**options)
+            saved, result = save_search(query, save, searcher=shared_searcher(settings))
+            click.echo(f"saved search {saved['saved_search_id']} {saved['name']!r}", err=True)
+            answer = result.to_json()
+        elif server:
+            from video_inst.cli.remote import remote_search
+
+            answer = remote_search(server, options, settings.api_token)
+        else:
+            answer = run_search(**options).to_json()
     except VideoInstError as exc:
         fail(exc)
     if as_json:
-        for note in result.notes:  # stdout stays the JSON list of hits
+        for note in answer["notes"]:  # stdout stays the JSON list of hits
             click.echo(f"note: {note}", err=True)
+        emit([dict(h, mode=answer["mode"], spaces=answer["spaces"]) for h in answer["hits"]])
+    else:
+        _print_answer(answer)
+
+
+@click.group("saved")
+def saved() -> None:
+    """Saved searches (`search --save NAME`): list, run, matches in new footage, delete."""
+
+
+@saved.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def saved_list(as_json: bool) -> None:
+    from video_inst.saved_searches import list_saved
+
+    rows = list_saved()
+    if as_json:
+        emit(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['saved_search_id']:>4} {r['name']}  threshold {r['threshold']}  watch {r['watch']}")
+
+
+@saved.command("run")
+@click.argument("ref")
+@click.option("--top-k", type=click.IntRange(min=1), help="Number of shots.")
+@click.option("--json", "as_json", is_flag=True)
+def saved_run(ref: str, top_k: int | None, as_json: bool) -> None:
+    """Run saved search REF (id or name) over the catalog."""
+    from video_inst.saved_searches import run_saved
+
+    try:
+        result = run_saved(ref, **({"top_k": top_k} if top_k else {}))
+    except VideoInstError as exc:
+        fail(exc)
+    if as_json:
         emit([dict(h.to_json(), mode=result.mode, spaces=result.spaces) for h in result.hits])
     else:
         _print_hits(result)
+
+
+@saved.command("matches")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+def saved_matches(ref: str, as_json: bool) -> None:
+    """Newly ingested videos in which saved search REF found its object."""
+    from video_inst.saved_searches import matches_of
+
+    try:
+        rows = matches_of(ref)
+    except VideoInstError as exc:
+        fail(exc)
+    if as_json:
+        emit(rows)
+        return
+    for m in rows:
+        click.echo(f"video {m['video_id']}: {len(m['hits'])} hits, best {m['hits'][0]['score']:.3f}")
+
+
+@saved.command("delete")
+@click.argument("ref")
+def saved_delete(ref: str) -> None:
+    from video_inst.saved_searches import delete_saved
+
+    try:
+        click.echo(f"deleted saved search {delete_saved(ref)}")
+    except VideoInstError as exc:
+        fail(exc)
 
 
 # --- indexes -------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -15,25 +17,112 @@ def emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+def error_json(exc: VideoInstError) -> dict[str, Any]:
+    """A named error as the HTTP API writes it: ``{"error": {"code", "message"}}``."""
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
 def fail(exc: VideoInstError) -> None:
-    click.echo(f"error: {exc.message}", err=True)
+    """Exit 1 with the error: the API's JSON error shape on stdout under ``--json``, else a line on stderr."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        emit(error_json(exc))
+    else:
+        click.echo(f"error: {exc.message}", err=True)
     sys.exit(1)
 
 
-class StageBar:
-    """A tqdm bar per video on a terminal; silent otherwise."""
+class _Once(logging.Filter):
+    """Each distinct warning once per process (an archive of 200 files warns once, not 200 times)."""
 
-    def __init__(self, label: str, enabled: bool) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def route_warnings() -> None:
+    """Library and third-party warnings go to stderr as ``warning: message``, once each.
+
+    Python's ``warnings`` module would print the category and the source line of the call;
+    an editor needs the message only.
+    """
+    root = logging.getLogger()
+    if any(getattr(h, "_video_inst", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.addFilter(_Once())
+    handler._video_inst = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        logging.getLogger("video_inst").warning("%s", message)
+
+    warnings.showwarning = show
+
+
+# Where each ingest stage sits in one file's share of the bar: shot detection decodes every
+# frame, keyframes include the models (analysis runs as keyframes are decoded), then the commit.
+STAGE_SPANS = {
+    "hash": (0.0, 0.02),
+    "probe": (0.02, 0.03),
+    "shots": (0.03, 0.35),
+    "keyframes": (0.35, 0.97),
+    "commit": (0.97, 1.0),
+}
+
+
+def overall_fraction(stage: str, fraction: float) -> float:
+    """A stage's progress as a fraction of the whole file: the bar never moves backwards."""
+    start, end = STAGE_SPANS.get(stage, (0.0, 1.0))
+    return start + (end - start) * min(max(fraction, 0.0), 1.0)
+
+
+class StageBar:
+    """One tqdm bar through all files on a terminal (``N/M name`` and the stage); silent otherwise."""
+
+    def __init__(self, total_files: int, enabled: bool) -> None:
         self.bar = None
+        self.total = total_files
+        self.index = 0
+        self.name = ""
+        self.position = 0.0
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=100, desc=label, unit="%", leave=False, file=sys.stderr)
+            self.bar = tqdm(
+                total=100 * total_files,
+                unit="%",
+                leave=False,
+                file=sys.stderr,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+            )
+
+    def start(self, index: int, name: str) -> None:
+        """File ``index`` (0-based) named ``name`` begins."""
+        self.index, self.name = index, name
+        self("start", 0.0)
 
     def __call__(self, stage: str, fraction: float) -> None:
+        done = 0.0 if stage == "start" else overall_fraction(stage, fraction)
+        self.position = max(self.position, 100 * (self.index + done))
         if self.bar is not None:
-            self.bar.set_postfix_str(stage)
-            self.bar.n = int(round(fraction * 100))
+            self.bar.set_description_str(f"{self.index + 1}/{self.total} {self.name}", refresh=False)
+            self.bar.set_postfix_str("" if stage == "start" else stage, refresh=False)
+            self.bar.n = int(round(self.position))
             self.bar.refresh()
 
     def close(self) -> None:

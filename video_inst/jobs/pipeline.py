@@ -293,7 +293,12 @@ def finish_ingest(
         if job["status"] in state.TERMINAL:  # a duplicate commit finished while we waited
             return Finished(result_of(job))
         result = commit_video(planned, chunks, settings, catalog)
-        counts = {"outcome": "done", "tracks": result.tracks, "warnings": result.warnings}
+        counts = {
+            "outcome": "done",
+            "tracks": result.tracks,
+            "warnings": result.warnings,
+            "watch": result.watch,
+        }
         ended = state.end_job(catalog, job_id, status="done", video_id=result.video_id, counts=counts)
     staging.remove(settings, job_id)
     notify = _after_end(catalog, job_id) if ended else []

@@ -28,6 +28,7 @@ def result_of(job: dict[str, Any]) -> dict[str, Any]:
         "tracks": int(counts.get("tracks", 0)),
         "error": job["error"],
         "warnings": list(counts.get("warnings", [])),
+        "watch": list(counts.get("watch", [])),  # saved searches that found their object (with hits)
     }
 
 

@@ -9,6 +9,6 @@ Example::
 
 from __future__ import annotations
 
-from video_inst.api.routes import health, ingest, media, search, videos
+from video_inst.api.routes import health, ingest, media, saved, search, videos
 
-ROUTERS = [search.router, videos.router, media.router, ingest.router, health.router]
+ROUTERS = [search.router, saved.router, videos.router, media.router, ingest.router, health.router]

@@ -43,16 +43,29 @@ from video_inst.api.serialise import search_json
 router = APIRouter(tags=["search"])
 
 _FORM_FIELDS = set(SearchRequest.model_fields) | {"image", "box"}
+MAX_EXEMPLARS = 32  # image parts of one multipart query (Query.validate's limit)
 
 
 class SearchBody:
-    """A parsed search body: the validated fields, and the query image bytes and box text if any."""
+    """A parsed search body: the validated fields, and the query image bytes and box text if any.
 
-    def __init__(self, fields: SearchRequest, image: bytes | None, image_name: str | None, box: str | None):
+    ``more``: further (bytes, name, box text) exemplars of the same object (multipart: the second
+    and later ``image`` parts, each with the ``box`` field of the same position; "" = whole image).
+    """
+
+    def __init__(
+        self,
+        fields: SearchRequest,
+        image: bytes | None,
+        image_name: str | None,
+        box: str | None,
+        more: list[tuple[bytes, str | None, str | None]] | None = None,
+    ):
         self.fields = fields
         self.image = image
         self.image_name = image_name
         self.box = box
+        self.more = more or []
 
 
 def _validated(data: Any) -> SearchRequest:
@@ -84,45 +97,57 @@ async def read_search_body(request: Request) -> SearchBody:
 
 
 async def _read_form(request: Request) -> SearchBody:
-    form = await request.form(max_files=1, max_fields=100)
+    form = await request.form(max_files=MAX_EXEMPLARS, max_fields=2100)
     unknown = sorted(set(form.keys()) - _FORM_FIELDS)
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown form fields: {', '.join(unknown)}")
-    image: bytes | None = None
-    image_name: str | None = None
-    upload = form.get("image")
-    if isinstance(upload, UploadFile):
-        image = await upload.read()
-        image_name = safe_filename(upload.filename) if upload.filename else None
-        if not image and not upload.filename:
-            image = None  # an empty file input of an HTML form: no image
-    elif isinstance(upload, str) and upload:
-        raise ApiError(422, "invalid_request", "image must be a file part (multipart), not a text field")
+    images: list[tuple[bytes, str | None]] = []
+    for upload in form.getlist("image"):
+        if isinstance(upload, UploadFile):
+            data = await upload.read()
+            if not data and not upload.filename:
+                continue  # an empty file input of an HTML form: no image
+            images.append((data, safe_filename(upload.filename) if upload.filename else None))
+        elif isinstance(upload, str) and upload:
+            raise ApiError(422, "invalid_request", "image must be a file part (multipart), not a text field")
+    boxes = [b if isinstance(b, str) and b.strip() else None for b in form.getlist("box")]
+    if len(boxes) > max(len(images), 1):
+        raise ApiError(422, "invalid_request", f"{len(boxes)} box fields for {len(images)} images")
+    boxes += [None] * (len(images) - len(boxes))
+    image, image_name = images[0] if images else (None, None)
     data: dict[str, Any] = {}
     for name in SearchRequest.model_fields:
         values = [v for v in form.getlist(name) if isinstance(v, str) and v.strip() != ""]
         if not values:
             continue
-        if name == "video_ids":
+        if name in ("video_ids", "positives", "negatives"):
             data[name] = [p.strip() for v in values for p in v.split(",") if p.strip()]
         elif name == "time_range":
             data[name] = [p.strip() for p in values[0].split(",")] if len(values) == 1 else values
         else:
             data[name] = values[0]
-    box = form.get("box")
-    box_text = box if isinstance(box, str) and box.strip() else None
+    more = [(data_, name_, box_) for (data_, name_), box_ in zip(images[1:], boxes[1:])]
+    box_text = boxes[0] if boxes else None
     await form.close()
-    return SearchBody(_validated(data), image, image_name, box_text)
+    return SearchBody(_validated(data), image, image_name, box_text, more)
+
+
+def query_of_body(body: SearchBody, state: ApiState) -> Any:
+    """Decode the image(s) and build the Query (blocking: call in the threadpool)."""
+    from video_inst.media.images import load_image, parse_box
+
+    image = load_image(body.image, name=body.image_name) if body.image is not None else None
+    exemplars = [(load_image(data, name=name), parse_box(box)) for data, name, box in body.more]
+    return body.fields.to_query(
+        image=image, box=parse_box(body.box), settings=state.settings, exemplars=exemplars
+    )
 
 
 def run_query(body: SearchBody, state: ApiState) -> Any:
-    """Decode the image (if any), build the Query and search (blocking: call in the threadpool)."""
-    from video_inst.media.images import load_image, parse_box
+    """Build the Query and search (blocking: call in the threadpool)."""
     from video_inst.search import search
 
-    image = load_image(body.image, name=body.image_name) if body.image is not None else None
-    query = body.fields.to_query(image=image, box=parse_box(body.box), settings=state.settings)
-    return search(query, settings=state.settings)
+    return search(query_of_body(body, state), settings=state.settings)
 
 
 @router.post(
