@@ -72,8 +72,27 @@ def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | N
     return Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
 
 
-def get_analyser(settings: Settings) -> Analyser:
-    key = (
+def prefetch_analyser(settings: Settings) -> None:
+    """Start loading this process's analyser in a background thread; ``get_analyser`` waits for it.
+
+    Why: importing torch and building the models takes seconds that the plan pass (FFmpeg
+    threads, most of it outside the GIL) can overlap (docs/INGEST.md). A failure is not
+    reported here: ``get_analyser`` tries again in the caller's thread and raises it there.
+    """
+    if _analyser_key(settings) in _ANALYSERS:
+        return
+
+    def load() -> None:
+        try:
+            get_analyser(settings)
+        except Exception:  # noqa: BLE001 - raised again, with its traceback, by the caller's own call
+            log.debug("prefetching the analyser failed; the ingest will load it again", exc_info=True)
+
+    threading.Thread(target=load, name="video-inst-model-load", daemon=True).start()
+
+
+def _analyser_key(settings: Settings) -> tuple:
+    return (
         settings.backbone,
         str(settings.resnet50_weights),
         settings.dasr_input_size,
@@ -84,6 +103,11 @@ def get_analyser(settings: Settings) -> Analyser:
         str(settings.clip_weights),
         settings.device,
     )
+
+
+def get_analyser(settings: Settings) -> Analyser:
+    """The process's shared analyser for these settings (built once; workers keep it across videos)."""
+    key = _analyser_key(settings)
     with _LOCK:
         if key not in _ANALYSERS:
             analyser = build_analyser(settings)
@@ -373,9 +397,9 @@ def store_analyses(
         repo.mark_video_space(session, video_id=video.id, space_id=clip_space.id, status="done")
     elif analyser.clip_missing_reason:
         # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
-        import open_clip
+        from video_inst.models.weights import open_clip_model_config  # not open_clip itself: seconds
 
-        dim = int((open_clip.get_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
+        dim = int((open_clip_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
         if dim > 0:
             clip_space = store.ensure_space(
                 session, name=clip_space_name(analyser.settings), family="clip", dim=dim, params={}

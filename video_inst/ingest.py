@@ -36,7 +36,7 @@ from video_inst.catalog.models import Keyframe as KeyframeRow
 from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
-from video_inst.media.decode import decode_keyframes, write_thumbnail
+from video_inst.media.decode import decode_keyframes, decode_keyframes_ahead, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
 from video_inst.media.shots import ShotSettings, plan_shots
@@ -187,7 +187,7 @@ def analyse_shots(
         analysis = VideoAnalysis(analyser or get_analyser(settings), planned.plan)
     thumbs = settings.thumbnail_dir
     total = max(len(keyframes), 1)
-    decoded = decode_keyframes(
+    decoded = decode_keyframes_ahead(  # decodes in a thread while the models run
         planned.path, keyframes, rotation=planned.info.rotation, threads=settings.decode_threads
     )
     for n, (keyframe, rgb) in enumerate(decoded):
@@ -387,6 +387,10 @@ def ingest_path(
                     skipped.seconds = round(time.perf_counter() - started, 3)
                     return skipped
             catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
+            if analyse and analyser is None:
+                from video_inst.analyse import prefetch_analyser
+
+                prefetch_analyser(settings)  # the models load while the plan pass decodes
             planned = plan_video(resolved, settings, progress, digest=digest)
             with writing_thumbnails(settings, planned.digest):
                 try:
