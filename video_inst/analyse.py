@@ -20,10 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from video_inst.catalog import repo
 from video_inst.config import Settings
-from video_inst.media.types import Keyframe, ShotPlan
+from video_inst.media.types import Keyframe, Shot, ShotPlan, VideoInfo
 from video_inst.models.loading import load_clip, load_dasr
 from video_inst.spaces import clip_space_name
 from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
@@ -147,7 +148,8 @@ def coverage_span(
 class VideoAnalysis:
     """Per-video analysis state; see the module docstring for the call order."""
 
-    def __init__(self, analyser: Analyser, plan: ShotPlan) -> None:
+    def __init__(self, analyser: Analyser, plan: ShotPlan | None) -> None:
+        """``plan=None``: shots arrive one by one through ``add_shot`` (``analyse_while_planning``)."""
         self.analyser = analyser
         self.plan = plan
         self.batch = max(1, analyser.settings.analysis_batch)
@@ -163,7 +165,8 @@ class VideoAnalysis:
         self._frame_track: TrackDraft | None = None
         self._crops: dict[int, np.ndarray] = {}  # id(draft) -> crop at its best keyframe so far
         self._shot_kf_times: dict[int, list[float]] = {}
-        for k in plan.keyframes:
+        self._shots: dict[int, Shot] = {s.index: s for s in plan.shots} if plan is not None else {}
+        for k in plan.keyframes if plan is not None else ():
             self._shot_kf_times.setdefault(k.shot_index, []).append(k.time_s)
         self.frame_vectors: dict[int, np.ndarray] = {}  # keyframe pts -> CLIP frame vector
         self.tracks: list[FinishedTrack] = []
@@ -171,6 +174,11 @@ class VideoAnalysis:
         self._categories = analyser.dasr.backbone.categories
 
     # --- feeding -----------------------------------------------------------------
+    def add_shot(self, shot: Shot, keyframe_times: list[float]) -> None:
+        """A shot of a plan still being made, before any keyframe of a later shot is added."""
+        self._shots[shot.index] = shot
+        self._shot_kf_times[shot.index] = list(keyframe_times)
+
     def add(self, keyframe: Keyframe, rgb: np.ndarray) -> None:
         self._pending.append((keyframe, rgb))
         if len(self._pending) >= self.batch:
@@ -235,7 +243,7 @@ class VideoAnalysis:
     def _close_shot(self) -> None:
         if self._shot_index is None or self._linker is None:
             return
-        shot = self.plan.shots[self._shot_index]
+        shot = self._shots[self._shot_index]
         kf_times = self._shot_kf_times.get(self._shot_index, [])
         drafts: list[tuple[bool, TrackDraft]] = [(False, d) for d in self._linker.finish()]
         if self._frame_track is not None and self._frame_track.keyframe_ids:
@@ -289,6 +297,124 @@ class VideoAnalysis:
     def spaces(self) -> set[tuple[int, str]]:
         """(space id, kind) pairs written by ``store_analyses``: the indexes to sync."""
         return set(self._spaces)
+
+
+@dataclass
+class StreamedAnalysis:
+    """What ``analyse_while_planning`` made: the plan, and the analysis unless the stream disagreed."""
+
+    plan: ShotPlan
+    analysis: VideoAnalysis | None
+    agreed: bool  # the streamed shots and keyframes are exactly the plan's (else redo the analysis)
+
+
+class _Stopped(Exception):
+    """Raised inside the plan pass when the analysing side gave up."""
+
+
+def analyse_while_planning(
+    path: Any,
+    info: VideoInfo,
+    shot_settings: Any,
+    analyser: Callable[[], Analyser] | None,
+    *,
+    on_keyframe: Callable[[Keyframe, np.ndarray], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+    max_waiting_bytes: int = 256 << 20,
+) -> StreamedAnalysis:
+    """One decode pass: ``plan_shots`` in a thread hands each decided keyframe to the models here.
+
+    Why: the keyframes are the plan pass's own decoded frames (no second decode) and the
+    models run while FFmpeg decodes on (docs/INGEST.md). ``analyser`` is called at the first
+    keyframe (so models still loading in ``prefetch_analyser``'s thread do not hold up the
+    pass); None: only ``on_keyframe(keyframe, rgb)`` sees the pictures (thumbnails). Pictures
+    waiting between the threads are held to ``max_waiting_bytes``. ``agreed`` False (never
+    seen on the test media) means the stream and the final plan differ: the caller must
+    analyse the plan again the two-pass way; nothing streamed may be kept.
+    """
+    from collections import deque
+
+    from video_inst.media.shots import plan_shots
+
+    items: deque[tuple[str, Any, Any]] = deque()
+    cond = threading.Condition()
+    state = {"bytes": 0, "stop": False}
+
+    def put(kind: str, item: Any, rgb: Any) -> None:
+        size = int(getattr(rgb, "nbytes", 0))
+        with cond:
+            while state["bytes"] and state["bytes"] + size > max_waiting_bytes and not state["stop"]:
+                cond.wait()
+            if state["stop"]:
+                raise _Stopped()
+            state["bytes"] += size
+            items.append((kind, item, rgb))
+            cond.notify_all()
+
+    def produce() -> None:
+        try:
+            plan = plan_shots(path, info, shot_settings, progress=progress, keyframe_sink=put)
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the analysing thread
+            with contextlib.suppress(_Stopped):
+                put("error", exc, None)
+            return
+        with contextlib.suppress(_Stopped):
+            put("end", plan, None)
+
+    def take() -> tuple[str, Any, Any]:
+        with cond:
+            while not items:
+                cond.wait()
+            kind, item, rgb = items.popleft()
+            state["bytes"] -= int(getattr(rgb, "nbytes", 0))
+            cond.notify_all()
+            return kind, item, rgb
+
+    analysis: VideoAnalysis | None = None
+    worker = threading.Thread(target=produce, name="video-inst-plan-pass", daemon=True)
+    worker.start()
+    keyframes: list[Keyframe] = []
+    shots: list[Shot] = []
+    pending_times: list[float] = []
+    try:
+        while True:
+            kind, item, rgb = take()
+            if kind == "error":
+                raise item
+            if kind == "end":
+                plan = item
+                break
+            if analyser is not None and analysis is None:
+                analysis = VideoAnalysis(analyser(), None)
+            if kind == "shot":
+                shots.append(item)
+                if analysis is not None:
+                    analysis.add_shot(item, pending_times)
+                pending_times = []
+                continue
+            keyframes.append(item)
+            pending_times.append(item.time_s)
+            if on_keyframe is not None:
+                on_keyframe(item, rgb)
+            if analysis is not None:
+                analysis.add(item, rgb)
+    finally:
+        with cond:
+            state["stop"] = True
+            cond.notify_all()
+        worker.join()
+    agreed = keyframes == plan.keyframes and shots == plan.shots
+    if not agreed:
+        log.warning("%s: the streamed shot plan differs from the final one; analysing it again", path)
+        return StreamedAnalysis(plan, None, False)
+    if analyser is not None and analysis is None:  # a plan without keyframes cannot happen; be safe
+        analysis = VideoAnalysis(analyser(), plan)
+    if analysis is not None:
+        analysis.plan = plan
+        analysis.finish()
+    return StreamedAnalysis(plan, analysis, True)
 
 
 def store_analyses(

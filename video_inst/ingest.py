@@ -205,6 +205,66 @@ def analyse_shots(
     )
 
 
+# --- stages 1 and 2 in one decode pass ------------------------------------------------------
+
+
+def plan_and_analyse(
+    path: Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    digest: str | None = None,
+    analyse: bool = True,
+    analyser: Any | None = None,
+) -> tuple[PlannedVideo, ChunkResult]:
+    """``plan_video`` then ``analyse_shots`` of every shot, with one decode pass instead of two.
+
+    The plan pass hands its keyframes to thumbnails and the models while it decodes on
+    (``analyse.analyse_while_planning``); same results as the two stages (tests). Should the
+    streamed plan ever differ from the final one, the analysis is redone the two-pass way.
+    """
+    from video_inst.analyse import analyse_while_planning, get_analyser
+
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise MissingFileError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if digest is None:
+        if progress:
+            progress("hash", 0.0)
+        digest = content_hash(path) if size else ""
+    if progress:
+        progress("probe", 0.0)
+    info = probe(path)
+    thumbs = settings.thumbnail_dir
+
+    def thumbnail(keyframe: Keyframe, rgb: Any) -> None:
+        write_thumbnail(rgb, thumbs / thumbnail_relpath(digest, keyframe.pts), settings.thumbnail_max_side)
+
+    streamed = analyse_while_planning(
+        path,
+        info,
+        ShotSettings.from_settings(settings),
+        (lambda: analyser or get_analyser(settings)) if analyse else None,
+        on_keyframe=thumbnail,
+        progress=(lambda f: progress("shots", f)) if progress else None,
+    )
+    planned = PlannedVideo(path=path, size=size, digest=digest, info=info, plan=streamed.plan)
+    if not streamed.agreed:
+        return planned, analyse_shots(
+            planned, settings, analyse=analyse, analyser=analyser, progress=progress
+        )
+    analysis = streamed.analysis
+    if progress:
+        progress("keyframes", 1.0)
+    return planned, ChunkResult(
+        shot_indices=list(range(len(planned.plan.shots))),
+        analysis=analysis,
+        warnings=list(analysis.warnings) if analysis is not None else [],
+    )
+
+
 # --- stage 3 -----------------------------------------------------------------------------
 
 
@@ -391,18 +451,17 @@ def ingest_path(
                 from video_inst.analyse import prefetch_analyser
 
                 prefetch_analyser(settings)  # the models load while the plan pass decodes
-            planned = plan_video(resolved, settings, progress, digest=digest)
-            with writing_thumbnails(settings, planned.digest):
+            with writing_thumbnails(settings, digest or ""):
                 try:
-                    chunk = analyse_shots(
-                        planned, settings, analyse=analyse, analyser=analyser, progress=progress
+                    planned, chunk = plan_and_analyse(
+                        resolved, settings, progress, digest=digest, analyse=analyse, analyser=analyser
                     )
                     if progress:
                         progress("commit", 0.0)
                     result = commit_video(planned, [chunk], settings, catalog)
                 except VideoInstError:
-                    if planned.digest:  # what this failed run wrote has no row (earlier rows keep theirs)
-                        collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
+                    if digest:  # what this failed run wrote has no row (earlier rows keep theirs)
+                        collect_thumbnails(catalog, settings, [digest[:16]], locked=True)
                     raise
     except CatalogUnwritableError as exc:
         result.status, result.error = "failed", exc.message  # nothing can be recorded in the catalog
