@@ -20,9 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from video_inst.config import Settings
 from video_inst.ingest_data import AnalysisData, SpaceRef, TrackData
-from video_inst.media.types import Keyframe, ShotPlan
+from video_inst.media.types import Keyframe, Shot, ShotPlan, VideoInfo
 from video_inst.models.loading import load_clip, load_dasr
 from video_inst.spaces import clip_space_name
 from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
@@ -71,8 +72,27 @@ def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | N
     return Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
 
 
-def get_analyser(settings: Settings) -> Analyser:
-    key = (
+def prefetch_analyser(settings: Settings) -> None:
+    """Start loading this process's analyser in a background thread; ``get_analyser`` waits for it.
+
+    Why: importing torch and building the models takes seconds that the plan pass (FFmpeg
+    threads, most of it outside the GIL) can overlap (docs/INGEST.md). A failure is not
+    reported here: ``get_analyser`` tries again in the caller's thread and raises it there.
+    """
+    if _analyser_key(settings) in _ANALYSERS:
+        return
+
+    def load() -> None:
+        try:
+            get_analyser(settings)
+        except Exception:  # noqa: BLE001 - raised again, with its traceback, by the caller's own call
+            log.debug("prefetching the analyser failed; the ingest will load it again", exc_info=True)
+
+    threading.Thread(target=load, name="video-inst-model-load", daemon=True).start()
+
+
+def _analyser_key(settings: Settings) -> tuple:
+    return (
         settings.backbone,
         str(settings.resnet50_weights),
         settings.dasr_input_size,
@@ -83,6 +103,11 @@ def get_analyser(settings: Settings) -> Analyser:
         str(settings.clip_weights),
         settings.device,
     )
+
+
+def get_analyser(settings: Settings) -> Analyser:
+    """The process's shared analyser for these settings (built once; workers keep it across videos)."""
+    key = _analyser_key(settings)
     with _LOCK:
         if key not in _ANALYSERS:
             analyser = build_analyser(settings)
@@ -122,7 +147,8 @@ def coverage_span(
 class VideoAnalysis:
     """Per-video analysis state; see the module docstring for the call order."""
 
-    def __init__(self, analyser: Analyser, plan: ShotPlan) -> None:
+    def __init__(self, analyser: Analyser, plan: ShotPlan | None) -> None:
+        """``plan=None``: shots arrive one by one through ``add_shot`` (``analyse_while_planning``)."""
         self.analyser = analyser
         self.plan = plan
         self.batch = max(1, analyser.settings.analysis_batch)
@@ -138,7 +164,8 @@ class VideoAnalysis:
         self._frame_track: TrackDraft | None = None
         self._crops: dict[int, np.ndarray] = {}  # id(draft) -> crop at its best keyframe so far
         self._shot_kf_times: dict[int, list[float]] = {}
-        for k in plan.keyframes:
+        self._shots: dict[int, Shot] = {s.index: s for s in plan.shots} if plan is not None else {}
+        for k in plan.keyframes if plan is not None else ():
             self._shot_kf_times.setdefault(k.shot_index, []).append(k.time_s)
         self.frame_vectors: dict[int, np.ndarray] = {}  # keyframe pts -> CLIP frame vector
         self.tracks: list[FinishedTrack] = []
@@ -146,6 +173,11 @@ class VideoAnalysis:
         self._categories = analyser.dasr.backbone.categories
 
     # --- feeding -----------------------------------------------------------------
+    def add_shot(self, shot: Shot, keyframe_times: list[float]) -> None:
+        """A shot of a plan still being made, before any keyframe of a later shot is added."""
+        self._shots[shot.index] = shot
+        self._shot_kf_times[shot.index] = list(keyframe_times)
+
     def add(self, keyframe: Keyframe, rgb: np.ndarray) -> None:
         self._pending.append((keyframe, rgb))
         if len(self._pending) >= self.batch:
@@ -210,7 +242,7 @@ class VideoAnalysis:
     def _close_shot(self) -> None:
         if self._shot_index is None or self._linker is None:
             return
-        shot = self.plan.shots[self._shot_index]
+        shot = self._shots[self._shot_index]
         kf_times = self._shot_kf_times.get(self._shot_index, [])
         drafts: list[tuple[bool, TrackDraft]] = [(False, d) for d in self._linker.finish()]
         if self._frame_track is not None and self._frame_track.keyframe_ids:
@@ -266,6 +298,124 @@ class VideoAnalysis:
         return set(self._spaces)
 
 
+@dataclass
+class StreamedAnalysis:
+    """What ``analyse_while_planning`` made: the plan, and the analysis unless the stream disagreed."""
+
+    plan: ShotPlan
+    analysis: VideoAnalysis | None
+    agreed: bool  # the streamed shots and keyframes are exactly the plan's (else redo the analysis)
+
+
+class _Stopped(Exception):
+    """Raised inside the plan pass when the analysing side gave up."""
+
+
+def analyse_while_planning(
+    path: Any,
+    info: VideoInfo,
+    shot_settings: Any,
+    analyser: Callable[[], Analyser] | None,
+    *,
+    on_keyframe: Callable[[Keyframe, np.ndarray], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+    max_waiting_bytes: int = 256 << 20,
+) -> StreamedAnalysis:
+    """One decode pass: ``plan_shots`` in a thread hands each decided keyframe to the models here.
+
+    Why: the keyframes are the plan pass's own decoded frames (no second decode) and the
+    models run while FFmpeg decodes on (docs/INGEST.md). ``analyser`` is called at the first
+    keyframe (so models still loading in ``prefetch_analyser``'s thread do not hold up the
+    pass); None: only ``on_keyframe(keyframe, rgb)`` sees the pictures (thumbnails). Pictures
+    waiting between the threads are held to ``max_waiting_bytes``. ``agreed`` False (never
+    seen on the test media) means the stream and the final plan differ: the caller must
+    analyse the plan again the two-pass way; nothing streamed may be kept.
+    """
+    from collections import deque
+
+    from video_inst.media.shots import plan_shots
+
+    items: deque[tuple[str, Any, Any]] = deque()
+    cond = threading.Condition()
+    state = {"bytes": 0, "stop": False}
+
+    def put(kind: str, item: Any, rgb: Any) -> None:
+        size = int(getattr(rgb, "nbytes", 0))
+        with cond:
+            while state["bytes"] and state["bytes"] + size > max_waiting_bytes and not state["stop"]:
+                cond.wait()
+            if state["stop"]:
+                raise _Stopped()
+            state["bytes"] += size
+            items.append((kind, item, rgb))
+            cond.notify_all()
+
+    def produce() -> None:
+        try:
+            plan = plan_shots(path, info, shot_settings, progress=progress, keyframe_sink=put)
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the analysing thread
+            with contextlib.suppress(_Stopped):
+                put("error", exc, None)
+            return
+        with contextlib.suppress(_Stopped):
+            put("end", plan, None)
+
+    def take() -> tuple[str, Any, Any]:
+        with cond:
+            while not items:
+                cond.wait()
+            kind, item, rgb = items.popleft()
+            state["bytes"] -= int(getattr(rgb, "nbytes", 0))
+            cond.notify_all()
+            return kind, item, rgb
+
+    analysis: VideoAnalysis | None = None
+    worker = threading.Thread(target=produce, name="video-inst-plan-pass", daemon=True)
+    worker.start()
+    keyframes: list[Keyframe] = []
+    shots: list[Shot] = []
+    pending_times: list[float] = []
+    try:
+        while True:
+            kind, item, rgb = take()
+            if kind == "error":
+                raise item
+            if kind == "end":
+                plan = item
+                break
+            if analyser is not None and analysis is None:
+                analysis = VideoAnalysis(analyser(), None)
+            if kind == "shot":
+                shots.append(item)
+                if analysis is not None:
+                    analysis.add_shot(item, pending_times)
+                pending_times = []
+                continue
+            keyframes.append(item)
+            pending_times.append(item.time_s)
+            if on_keyframe is not None:
+                on_keyframe(item, rgb)
+            if analysis is not None:
+                analysis.add(item, rgb)
+    finally:
+        with cond:
+            state["stop"] = True
+            cond.notify_all()
+        worker.join()
+    agreed = keyframes == plan.keyframes and shots == plan.shots
+    if not agreed:
+        log.warning("%s: the streamed shot plan differs from the final one; analysing it again", path)
+        return StreamedAnalysis(plan, None, False)
+    if analyser is not None and analysis is None:  # a plan without keyframes cannot happen; be safe
+        analysis = VideoAnalysis(analyser(), plan)
+    if analysis is not None:
+        analysis.plan = plan
+        analysis.finish()
+    return StreamedAnalysis(plan, analysis, True)
+
+
 def analysis_data(analysis: VideoAnalysis) -> AnalysisData:
     """A finished analysis as plain data (what a chunk carries to the commit): no model, no session."""
     analyser = analysis.analyser
@@ -297,9 +447,10 @@ def analysis_data(analysis: VideoAnalysis) -> AnalysisData:
         if data.frame_pts:
             data.frame_vectors = np.stack(list(analysis.frame_vectors.values())).astype(np.float32)
     elif analyser.clip_missing_reason:
-        import open_clip
+        # Recorded so `video-inst reindex --space clip` knows which videos still need CLIP vectors.
+        from video_inst.models.weights import open_clip_model_config  # not open_clip itself: seconds
 
-        dim = int((open_clip.get_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
+        dim = int((open_clip_model_config(analyser.settings.clip_model) or {}).get("embed_dim", 0))
         if dim > 0:
             data.clip_missing = SpaceRef(clip_space_name(analyser.settings), dim, {})
             data.clip_missing_reason = analyser.clip_missing_reason

@@ -49,7 +49,7 @@ from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
 from video_inst.ingest_data import ChunkResult, PlannedVideo
-from video_inst.media.decode import decode_keyframes, write_thumbnail
+from video_inst.media.decode import decode_keyframes, decode_keyframes_ahead, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
 from video_inst.media.shots import ShotSettings, plan_shots
@@ -267,12 +267,15 @@ def begin_ingest(
     locked: bool = False,
     chunk_keyframes: int | None = None,
     staged: PlannedVideo | None = None,
+    plan: bool = True,
     progress: Progress | None = None,
 ) -> Begun:
     """Skip, or check the catalog takes writes and plan: the decision every ingest path makes.
 
     ``locked``: the caller holds this content's lock (else it is taken for the skip lookup).
     ``staged``: a plan made earlier for this job, reused if the file is still the same.
+    ``plan`` False: decide only; the caller plans (the in-process path plans and analyses in
+    one decode pass, ``plan_and_analyse``).
     """
     if locked:
         skipped = skip_if_done(path, digest, settings, catalog, force=force)
@@ -282,6 +285,8 @@ def begin_ingest(
     if skipped is not None:
         return Begun(path, digest, skipped=skipped)
     catalog.check_writable()  # a read-only or full catalog fails before minutes of analysis
+    if not plan:
+        return Begun(path, digest)
     reused = staged is not None and staged.digest == digest and staged.path == path
     planned = staged if reused else plan_video(path, settings, progress, digest=digest)
     assert planned is not None
@@ -317,7 +322,7 @@ def analyse_shots(
     thumbs = settings.thumbnail_dir
     total = max(len(keyframes), 1)
     with writing_thumbnails(settings, planned.digest):
-        decoded = decode_keyframes(
+        decoded = decode_keyframes_ahead(  # decodes in a thread while the models run
             planned.path, keyframes, rotation=planned.info.rotation, threads=settings.decode_threads
         )
         for n, (keyframe, rgb) in enumerate(decoded):
@@ -335,6 +340,62 @@ def analyse_shots(
     analysis.finish()
     return ChunkResult(
         shot_indices=sorted(wanted), analysis=analysis_data(analysis), warnings=list(analysis.warnings)
+    )
+
+
+# --- steps 2 and 3 in one decode pass (the in-process path) ------------------------------------
+
+
+def plan_and_analyse(
+    path: Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    digest: str,
+    analyse: bool = True,
+    analyser: Any | None = None,
+) -> tuple[PlannedVideo, ChunkResult]:
+    """``plan_video`` then ``analyse_shots`` of every shot, with one decode pass instead of two.
+
+    The plan pass hands its keyframes to thumbnails and the models while it decodes on
+    (``analyse.analyse_while_planning``); same results as the two stages (tests). Should the
+    streamed plan ever differ from the final one, the analysis is redone the two-pass way.
+    """
+    from video_inst.analyse import analyse_while_planning, get_analyser
+
+    size = path.stat().st_size  # the path passed ``validate_path``; ``digest`` is its content hash
+    if progress:
+        progress("probe", 0.0)
+    info = probe(path)
+    thumbs = settings.thumbnail_dir
+
+    def thumbnail(keyframe: Keyframe, rgb: Any) -> None:
+        write_thumbnail(rgb, thumbs / thumbnail_relpath(digest, keyframe.pts), settings.thumbnail_max_side)
+
+    streamed = analyse_while_planning(
+        path,
+        info,
+        ShotSettings.from_settings(settings),
+        (lambda: analyser or get_analyser(settings)) if analyse else None,
+        on_keyframe=thumbnail,
+        progress=(lambda f: progress("shots", f)) if progress else None,
+    )
+    planned = PlannedVideo(path=path, size=size, digest=digest, info=info, plan=streamed.plan)
+    if not streamed.agreed:
+        return planned, analyse_shots(
+            planned, settings, analyse=analyse, analyser=analyser, progress=progress
+        )
+    analysis = streamed.analysis
+    if progress:
+        progress("keyframes", 1.0)
+    if analysis is None:
+        return planned, ChunkResult(shot_indices=list(range(len(planned.plan.shots))), analysis=None)
+    from video_inst.analyse import analysis_data
+
+    return planned, ChunkResult(
+        shot_indices=list(range(len(planned.plan.shots))),
+        analysis=analysis_data(analysis),
+        warnings=list(analysis.warnings),
     )
 
 
@@ -546,26 +607,22 @@ def ingest_path(
         # then finds the first one's row and answers "skipped" (never a race on the insert).
         with content_lock(catalog, settings, digest):
             begun = begin_ingest(
-                resolved, digest, settings, catalog, force=force, locked=True, progress=progress
+                resolved, digest, settings, catalog, force=force, locked=True, plan=False, progress=progress
             )
             if begun.skipped is not None:
                 result = begun.skipped
             else:
-                assert begun.planned is not None
-                chunks = [
-                    analyse_shots(
-                        begun.planned,
-                        settings,
-                        shot_indices=shots,
-                        analyse=analyse,
-                        analyser=analyser,
-                        progress=progress,
+                if analyse and analyser is None:
+                    from video_inst.analyse import prefetch_analyser
+
+                    prefetch_analyser(settings)  # the models load while the plan pass decodes
+                with writing_thumbnails(settings, digest):
+                    planned, chunk = plan_and_analyse(
+                        resolved, settings, progress, digest=digest, analyse=analyse, analyser=analyser
                     )
-                    for shots in begun.chunks
-                ]
                 if progress:
                     progress("commit", 0.0)
-                result = commit_video(begun.planned, chunks, settings, catalog)
+                result = commit_video(planned, [chunk], settings, catalog)
     except CatalogUnwritableError as exc:
         result.status, result.error = "failed", exc.message  # nothing can be recorded in the catalog
     except VideoInstError as exc:

@@ -15,7 +15,9 @@ Example::
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -59,6 +61,59 @@ def decode_keyframes(
             yield kf, rotate(cursor.rgb(frame), rotation)
     finally:
         cursor.close()
+
+
+def decode_keyframes_ahead(
+    path: str | Path,
+    keyframes: Sequence[Keyframe],
+    *,
+    rotation: int = 0,
+    threads: int = 0,
+    depth: int = 4,
+) -> Iterator[tuple[Keyframe, np.ndarray]]:
+    """``decode_keyframes`` in a background thread, up to ``depth`` pictures ahead of the caller.
+
+    Why: FFmpeg decodes (outside the GIL) while the caller runs the models on the previous
+    keyframes, instead of the two waiting for each other (docs/INGEST.md). Same items, same
+    order, same errors (raised in the caller's thread); closing the iterator stops the thread.
+    """
+    if not keyframes:
+        return
+    items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for pair in decode_keyframes(path, keyframes, rotation=rotation, threads=threads):
+                if not put(("item", pair)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            put(("error", exc))
+            return
+        put(("end", None))
+
+    worker = threading.Thread(target=produce, name="video-inst-keyframe-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 def rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:

@@ -29,9 +29,13 @@ from scenedetect import FrameTimecode
 
 from video_inst.errors import CorruptVideoError
 from video_inst.media.avio import frame_pts, open_video
+from video_inst.media.decode import rotate
 from video_inst.media.detectors import DETECTORS, FADE_DETECTOR, make_detector
-from video_inst.media.planning import build_plan, end_of_last_frame
-from video_inst.media.types import ShotPlan, VideoInfo
+from video_inst.media.planning import StreamPlanner, build_plan, end_of_last_frame
+from video_inst.media.types import Keyframe, Shot, ShotPlan, VideoInfo
+
+# ``keyframe_sink`` of plan_shots: ("keyframe", Keyframe, rgb) and ("shot", Shot, None), in plan order.
+KeyframeSink = Callable[[str, "Keyframe | Shot", "Any"], None]
 
 # Packets in a row that fail to decode before the rest of the file is given up as unreadable.
 MAX_CONSECUTIVE_ERRORS = 50
@@ -99,8 +103,17 @@ def plan_shots(
     info: VideoInfo,
     settings: ShotSettings,
     progress: Callable[[float], None] | None = None,
+    *,
+    keyframe_sink: KeyframeSink | None = None,
 ) -> ShotPlan:
-    """Decode every frame once, detect cuts, and return shots that tile the video plus keyframes."""
+    """Decode every frame once, detect cuts, and return shots that tile the video plus keyframes.
+
+    With ``keyframe_sink``, each keyframe is handed over during the pass as soon as it is
+    decided (:class:`StreamPlanner`), as the full-size RGB picture ``decode_keyframes``
+    would return for it (turned by ``info.rotation``), and each shot once it is closed: one
+    decode pass instead of two. Only a few decoded frames are held at a time. The sink's
+    items are right only where they agree with the returned plan (the caller checks).
+    """
     p = Path(path)
     fps = info.frame_rate if info.frame_rate > 0 else Fraction(25)
     min_frames = round(settings.min_scene_len_s * fps)
@@ -118,6 +131,16 @@ def plan_shots(
     first_failure_s: float | None = None
     gaps: list[tuple[float, float]] = []
     report = _Progress(progress, info)
+    stream_plan: StreamPlanner | None = None
+    held: dict[int, av.VideoFrame] = {}  # decoded frames that may still become keyframes
+    if keyframe_sink is not None:
+        stream_plan = StreamPlanner(
+            info.time_base,  # replaced by the stream's own time base below
+            min_len_s=settings.min_scene_len_s,
+            first_offset_s=settings.keyframe_first_offset_s,
+            interval_s=settings.keyframe_interval_s,
+            lag=max(int(getattr(d, "event_buffer_length", 0) or 0) for d in detectors),
+        )
 
     with open_video(p, threads=settings.threads) as (container, stream):
         time_base = Fraction(stream.time_base) if stream.time_base else info.time_base
@@ -127,6 +150,22 @@ def plan_shots(
             stream.codec_context.height or info.height,
             settings.downscale_width,
         )
+
+        if stream_plan is not None:
+            stream_plan.time_base = time_base
+            rgb_scaler = VideoReformatter()
+
+            def hand_over(events: list[tuple[str, object]]) -> None:
+                for kind, item in events:
+                    if kind == "keyframe":
+                        frame = held[item.frame]  # type: ignore[attr-defined]
+                        rgb = rotate(rgb_scaler.reformat(frame, format="rgb24").to_ndarray(), info.rotation)
+                        keyframe_sink("keyframe", item, rgb)  # type: ignore[misc,arg-type]
+                    else:
+                        keyframe_sink("shot", item, None)  # type: ignore[misc,arg-type]
+                low = stream_plan.lowest_needed()
+                for index in [i for i in held if i < low]:
+                    del held[index]
 
         frame_ticks = 1 / (fps * time_base) if time_base else Fraction(1)
         gap_ticks = max(GAP_FRAMES * frame_ticks, 1 / time_base if time_base else 1)
@@ -147,8 +186,13 @@ def plan_shots(
             )
             image = small.to_ndarray()
             code = FrameTimecode(index, fps=fps)
-            for det in detectors:
-                cuts.extend(c.frame_num for c in det.process_frame(code, image))
+            found = [c.frame_num for det in detectors for c in det.process_frame(code, image)]
+            cuts.extend(found)
+            if stream_plan is not None:
+                held[index] = frame
+                stream_plan.add_frame(t)
+                stream_plan.add_cuts(sorted(found))
+                hand_over(stream_plan.advance())
             report.at(float(t * time_base))
 
         consecutive = 0
@@ -186,12 +230,18 @@ def plan_shots(
 
         if pts:
             for det in detectors:
-                cuts.extend(c.frame_num for c in det.post_process(FrameTimecode(len(pts) - 1, fps=fps)))
+                found = [c.frame_num for c in det.post_process(FrameTimecode(len(pts) - 1, fps=fps))]
+                cuts.extend(found)
+                if stream_plan is not None:
+                    stream_plan.add_cuts(sorted(found))
 
-    if not pts:
-        raise CorruptVideoError(f"{p}: no video frame could be decoded")
-    fallback = round(1 / (fps * time_base)) if fps * time_base else 1
-    end_pts = end_of_last_frame(pts, last_duration, fallback)
+        if not pts:
+            raise CorruptVideoError(f"{p}: no video frame could be decoded")
+        fallback = round(1 / (fps * time_base)) if fps * time_base else 1
+        end_pts = end_of_last_frame(pts, last_duration, fallback)
+        if stream_plan is not None:
+            hand_over(stream_plan.finish(end_pts))
+            held.clear()
 
     if failed_packets:
         where = f"{first_failure_s:.3f} s" if first_failure_s is not None else "an unknown time"

@@ -41,6 +41,7 @@ from torchvision.transforms.v2 import functional as TF
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, NotAnImageError, WeightsMissingError
 from video_inst.models.space_names import clip_name, clip_random_name
+from video_inst.models.weights import _env_true, hf_hub_cache_dir, hf_offline  # noqa: F401 (moved there)
 
 # File names open_clip publishes on the Hugging Face Hub (open_clip/constants.py), safest first.
 HF_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -98,26 +99,6 @@ class ClipWeights:
 # ---------------------------------------------------------------------------------------------
 # weights resolution
 # ---------------------------------------------------------------------------------------------
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def hf_offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) read now, not when huggingface_hub was imported."""
-    return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
-
-
-def hf_hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, from the environment at call time (same precedence as huggingface_hub)."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return Path(os.path.expandvars(explicit)).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
-    )
-    return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
 def _hf_repo_and_files(hf_hub: str) -> tuple[str, list[str]]:

@@ -31,13 +31,13 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import batched_nms, roi_align
 
 from video_inst.errors import InvalidQueryError, NotAnImageError
 from video_inst.models.backbones.base import Backbone
 from video_inst.models.backbones.excitation import excitation_rule
 from video_inst.models.dasr_params import DTYPE_NAMES, DasrParams
 from video_inst.models.feature_cache import FeatureMapCache
+from video_inst.models.vision_ops import batched_nms, roi_align
 
 _ROI_BINS = 3  # roi_align output bins per side (adaptive sampling inside each bin)
 _DTYPES = dict(zip(DTYPE_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True))

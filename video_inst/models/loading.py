@@ -38,7 +38,15 @@ def load_dasr(settings: Settings, device: str | None = None) -> Any:
 
 
 def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None, str | None]:
-    """The CLIP embedder, or (None, reason) when its weights cannot be found offline."""
+    """The CLIP embedder, or (None, reason) when its weights cannot be found offline.
+
+    The plain "no weights here" case is answered without importing open_clip (seconds).
+    """
+    from video_inst.models.weights import clip_weights_surely_absent
+
+    absent = clip_weights_surely_absent(settings)
+    if absent is not None:
+        return None, absent
     from video_inst.models.clip import ClipEmbedder
 
     try:

@@ -17,6 +17,7 @@ Keep this a module of small functions, one per model family.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,3 +121,70 @@ def _download(known: WeightsFile, folder: Path) -> Path:
             f"downloading {known.url} to {dest} failed ({exc}); put the file there by hand"
         ) from exc
     return dest
+
+
+# --- CLIP (open_clip): the cheap checks; the full resolution is models/clip.py's ----------------
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hf_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) read now, not when huggingface_hub was imported."""
+    return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+
+
+def hf_hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, from the environment at call time (same precedence as huggingface_hub)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(explicit)).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def open_clip_model_config(model_name: str) -> dict | None:
+    """open_clip's JSON config of a built-in model (``embed_dim``...), read without importing open_clip."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{model_name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def clip_weights_surely_absent(settings: Settings) -> str | None:
+    """Why no CLIP checkpoint can be here, decided without importing torch or open_clip; else None.
+
+    Why: finding out through open_clip costs seconds of every ingest process's start
+    (docs/INGEST.md). Only the plain case answers: no ``clip_weights`` setting, downloads off
+    (or HF_HUB_OFFLINE), no model at all in the Hugging Face cache and nothing in
+    ``~/.cache/clip``. Anything else goes through ``clip.resolve_clip_weights``.
+    """
+    if settings.clip_weights is not None or open_clip_model_config(settings.clip_model) is None:
+        return None  # a configured path, or a model name only open_clip can explain: the full check
+    if settings.allow_download and not hf_offline():
+        return None
+    cache = hf_hub_cache_dir()
+    if cache.is_dir() and any(p.name.startswith("models--") for p in cache.iterdir()):
+        return None
+    legacy = Path("~/.cache/clip").expanduser()
+    if legacy.is_dir() and any(legacy.iterdir()):
+        return None
+    why = "downloads are off" if not settings.allow_download else "HF_HUB_OFFLINE is set"
+    return (
+        f"CLIP weights for model {settings.clip_model!r}, pretrained {settings.clip_pretrained!r} "
+        f"not found ({why}; no model in the Hugging Face cache {cache}, nothing in {legacy}).\n"
+        "  - set VIDEO_INST_CLIP_WEIGHTS=/path/to/the open_clip checkpoint (file or folder);\n"
+        "  - or put the checkpoint in the Hugging Face cache (`hf download <repo> <file>` on a connected "
+        "machine, then copy its models--<org>--<repo> folder);\n"
+        "  - or set VIDEO_INST_ALLOW_DOWNLOAD=1 (and unset HF_HUB_OFFLINE) where a network exists."
+    )

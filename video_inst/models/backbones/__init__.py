@@ -17,14 +17,21 @@ import torch
 
 from video_inst.models.backbones.base import Backbone, imagenet_categories
 from video_inst.models.backbones.efficientnet_lite import EfficientNetLite0
-from video_inst.models.backbones.resnet import ResNet50
 
 __all__ = ["BACKBONES", "Backbone", "get_backbone", "imagenet_categories"]
+
+
+def _resnet50(weights: Path | None = None, *, pretrained: bool = True) -> Backbone:
+    """ResNet-50, imported on use: torchvision.models costs seconds of start-up (docs/INGEST.md)."""
+    from video_inst.models.backbones.resnet import ResNet50
+
+    return ResNet50(weights, pretrained=pretrained)
+
 
 #: name -> constructor(weights, *, pretrained); names are what Settings.backbone accepts.
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "efficientnet_lite0": EfficientNetLite0,
-    "resnet50": ResNet50,
+    "resnet50": _resnet50,
 }
 
 

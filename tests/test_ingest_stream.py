@@ -1,0 +1,94 @@
+"""One decode pass (plan_and_analyse) gives the two-pass ingest's results on a real multi-shot clip.
+
+The clip is cut from four of the licensed clips (real texture and motion, four hard cuts),
+encoded with B-frames. DASR runs EfficientNet-Lite0 with its real weights; CLIP is the
+tiny randomly initialised model of conftest (plumbing: frame vectors and track crops).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from video_inst import ingest as ingest_module
+from video_inst.analyse import build_analyser
+from video_inst.config import get_settings
+from video_inst.ingest import analyse_shots, ingest_path, plan_and_analyse, plan_video
+
+
+@pytest.fixture(scope="module")
+def real_edit(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_path = tmp_path_factory.mktemp("edit") / "four_shots.mp4"
+    with av.open(str(out_path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 480, 272, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "22", "g": "25", "bf": "3"}
+        n = 0
+        for name in ("flower.mp4", "friday.mp4", "sintel_snow.mp4", "stream-of-water.mp4"):
+            with av.open(str(shared_media / "clips" / name)) as src:
+                for i, frame in enumerate(src.decode(video=0)):
+                    if i >= 45:
+                        break
+                    rgb = frame.to_ndarray(width=480, height=272, format="rgb24")
+                    small = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    small.pts, n = n, n + 1
+                    for packet in stream.encode(small):
+                        out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return out_path
+
+
+def test_one_pass_equals_two_passes(
+    vi_home: Path,
+    real_edit: Path,
+    clip,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    settings = get_settings()
+    analyser = build_analyser(settings, clip=clip)
+    planned = plan_video(real_edit, settings)
+    two = analyse_shots(planned, settings, analyser=analyser).analysis
+    thumbs = sorted(p.name for p in settings.thumbnail_dir.rglob("*.jpg"))
+    for p in settings.thumbnail_dir.rglob("*.jpg"):
+        p.unlink()
+
+    def no_second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the stream disagreed with the plan: the two-pass fallback ran")
+
+    monkeypatch.setattr(ingest_module, "analyse_shots", no_second_pass)
+    planned_one, chunk = plan_and_analyse(real_edit, settings, digest=planned.digest, analyser=analyser)
+    one = chunk.analysis
+    assert len(planned.plan.shots) >= 4
+    assert planned_one.plan == planned.plan  # same shots and keyframe timestamps
+    assert sorted(p.name for p in settings.thumbnail_dir.rglob("*.jpg")) == thumbs
+    assert len(one.tracks) == len(two.tracks) > len(planned.plan.shots)
+    for a, b in zip(one.tracks, two.tracks):
+        assert (a.shot_index, a.is_frame, a.start_s, a.end_s, a.labels) == (
+            b.shot_index,
+            b.is_frame,
+            b.start_s,
+            b.end_s,
+            b.labels,
+        )
+        assert a.keyframe_pts == b.keyframe_pts
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+        np.testing.assert_allclose(a.representative, b.representative, atol=1e-5)
+        assert (a.clip_vector is None) == (b.clip_vector is None)
+        if a.clip_vector is not None:
+            np.testing.assert_allclose(a.clip_vector, b.clip_vector, atol=1e-5)
+    assert one.frame_pts == two.frame_pts
+    if one.frame_vectors is not None:
+        np.testing.assert_allclose(one.frame_vectors, two.frame_vectors, atol=1e-5)
+
+
+def test_ingest_path_streams_and_stores(vi_home: Path, real_edit: Path, clip) -> None:  # noqa: ANN001
+    settings = get_settings()
+    result = ingest_path(real_edit, settings=settings, analyser=build_analyser(settings, clip=clip))
+    assert result.status == "done" and result.shots >= 4 and result.tracks > result.shots
+    stored = {p.name for p in settings.thumbnail_dir.rglob("*.jpg")}
+    assert len(stored) == result.keyframes
