@@ -144,6 +144,11 @@ _KINDS = {
 }
 
 
+def file_kind(mode: int) -> str:
+    """What a non-regular directory entry is, for the error that names it ("a FIFO", "a folder")."""
+    return _KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
 def validate_path(path: Path, settings: Settings, *, required: bool = False) -> Path:
     """The resolved path if it may be ingested: inside the media roots, an existing regular file.
 
@@ -158,8 +163,7 @@ def validate_path(path: Path, settings: Settings, *, required: bool = False) -> 
     except NotADirectoryError:
         raise MissingFileError(f"{path}: no such file") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
-        raise MissingFileError(f"{path}: not a regular file ({kind})")
+        raise MissingFileError(f"{path}: not a regular file ({file_kind(st.st_mode)})")
     return resolved
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.config import Settings, get_settings
 from video_inst.errors import MissingFileError, OutsideMediaRootsError, TransientError, VideoInstError
+from video_inst.ingest import file_kind
 from video_inst.jobs import pipeline, state
 from video_inst.jobs.results import report_of
 
@@ -121,15 +122,6 @@ def walk(root: Path, pattern: str | None, errors: list[dict[str, str]] | None = 
                 yield path
 
 
-_KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a folder",
-}
-
-
 def problem_of(path: Path) -> str | None:
     """Why this entry cannot be ingested, found without opening it (a FIFO would block)."""
     try:
@@ -142,7 +134,7 @@ def problem_of(path: Path) -> str | None:
     except OSError as exc:
         return f"{path}: unreadable ({exc.strerror})"
     if not stat.S_ISREG(st.st_mode):
-        return f"{path}: not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'special file')})"
+        return f"{path}: not a regular file ({file_kind(st.st_mode)})"  # the words of ingest.validate_path
     if not os.access(path, os.R_OK):
         return f"{path}: unreadable (permission denied)"
     return None
