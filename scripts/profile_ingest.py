@@ -14,6 +14,11 @@ Stages overlap where one calls another (keyframe decode runs inside the analysis
 FAISS sync inside the commit, imports everywhere): each is reported alone, not summed.
 Asserts nothing; figures go in docs/ with the command that made them.
 
+cProfile sees the main thread only: since issue 15 the plan pass (with the keyframe pictures
+it hands over) and the model load run in threads of their own (docs/INGEST.md), so on this
+code those rows show "-" or only the waiting; the docs/INGEST.md profile was taken on the
+code before that change. The plain run's wall time is unaffected.
+
 Usage::
 
     PYTHONPATH=$PWD .venv/bin/python scripts/profile_ingest.py            # the cached 60 s clip
