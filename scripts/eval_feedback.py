@@ -25,7 +25,6 @@ Uses the edit, ground truth, queries, TUNING / TEST split and shot-level AP of
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -33,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -77,13 +75,9 @@ def main() -> None:
     from video_inst.ingest import ingest_path
     from video_inst.search import Query, Searcher
 
-    key = hashlib.sha1(f"{args.seed}-{args.distractors}-{eh.SHOT_S}-{eh.W}x{eh.H}".encode()).hexdigest()[:10]
-    folder = args.cache / key
+    folder = eh.edit_folder(args.cache, args.seed, args.distractors)
     truth = eh.render(args.media, folder, seed=args.seed, distractors=args.distractors)
-    n = truth["shot_frames"]
-    occ_of: dict[str, list[dict]] = {}
-    for o in truth["occurrences"]:
-        occ_of.setdefault(o["name"], []).append(o)
+    occ_of = eh.occurrences_by_object(truth)
     pasted = {o["shot"] for o in truth["occurrences"]}
     distractor_shots = {s["shot"] for s in truth["shots"]} - pasted
     settings = Settings(home=args.home, database_url=None, weak_score_dasr=None, weak_score_labels=None)
@@ -92,19 +86,13 @@ def main() -> None:
         raise SystemExit(f"ingest failed: {result.error}")
     video_id = result.video_id
     searcher = Searcher(settings)
-    shot_at = lambda t: min(int(round(t * eh.FPS)) // n, len(truth["shots"]) - 1)  # noqa: E731
-    edit_frames = eh._decode_all(folder / "edit.mp4")
-    queries: list[tuple[str, str, dict]] = []  # (object, kind, Query kwargs)
-    for name in sorted(OBJECT_BOXES):
-        photo = np.asarray(Image.open(args.media / "images" / name).convert("RGB"))
-        ph, pw = photo.shape[:2]
-        fx0, fy0, fx1, fy1 = OBJECT_BOXES[name]
-        best = max(occ_of[name], key=lambda o: o["area"] * (not o["cut"]))
-        photo_box = (photo, (fx0 * pw, fy0 * ph, fx1 * pw, fy1 * ph))
-        frame_box = (edit_frames[best["shot"] * n + n // 2], tuple(best["box"]))
-        queries.append((name, "photo", {"image": photo}))
-        queries.append((name, "photo+box", {"image": photo_box[0], "box": photo_box[1]}))
-        queries.append((name, "frame+box", {"image": frame_box[0], "box": frame_box[1]}))
+    shot_at = eh.shot_locator(truth)
+    queries: list[tuple[str, str, dict]] = [  # (object, kind, Query kwargs)
+        (name, kind, {"image": image} if box is None else {"image": image, "box": box})
+        for name, kind, image, box in eh.object_queries(
+            args.media, truth, eh._decode_all(folder / "edit.mp4")
+        )
+    ]
     t0 = time.perf_counter()
 
     def run(weights: tuple[float, float, float]) -> list[dict]:

@@ -302,6 +302,44 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def edit_folder(cache: Path, seed: int, distractors: int) -> Path:
+    """Where the edit of these settings is rendered and cached (shared by the eval scripts)."""
+    key = hashlib.sha1(f"{seed}-{distractors}-{SHOT_S}-{W}x{H}".encode()).hexdigest()[:10]
+    return cache / key
+
+
+def occurrences_by_object(truth: dict) -> dict[str, list[dict]]:
+    """The rendered occurrences of each object, by photo name."""
+    occ_of: dict[str, list[dict]] = {}
+    for o in truth["occurrences"]:
+        occ_of.setdefault(o["name"], []).append(o)
+    return occ_of
+
+
+def shot_locator(truth: dict):  # noqa: ANN201 - a (seconds -> rendered shot) function
+    """Seconds of the edit -> the rendered shot they lie in."""
+    n = truth["shot_frames"]
+    return lambda t: min(int(round(t * FPS)) // n, len(truth["shots"]) - 1)
+
+
+def object_queries(
+    media: Path, truth: dict, edit_frames: list[np.ndarray]
+) -> list[tuple[str, str, np.ndarray, tuple | None]]:
+    """(object, kind, image, box) of the protocol's three queries per object, objects by name."""
+    n = truth["shot_frames"]
+    occ_of = occurrences_by_object(truth)
+    out = []
+    for name in sorted(OBJECT_BOXES):
+        photo = np.asarray(Image.open(media / "images" / name).convert("RGB"))
+        ph, pw = photo.shape[:2]
+        fx0, fy0, fx1, fy1 = OBJECT_BOXES[name]
+        best = max(occ_of[name], key=lambda o: o["area"] * (not o["cut"]))
+        out.append((name, "photo", photo, None))
+        out.append((name, "photo+box", photo, (fx0 * pw, fy0 * ph, fx1 * pw, fy1 * ph)))
+        out.append((name, "frame+box", edit_frames[best["shot"] * n + n // 2], tuple(best["box"])))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--media", type=Path, default=REPO.parent / "shared" / "media")
@@ -327,15 +365,11 @@ def main() -> None:
     from video_inst.ingest import ingest_path
     from video_inst.search import Query, Searcher
 
-    key = hashlib.sha1(f"{args.seed}-{args.distractors}-{SHOT_S}-{W}x{H}".encode()).hexdigest()[:10]
-    folder = args.cache / key
+    folder = edit_folder(args.cache, args.seed, args.distractors)
     t0 = time.perf_counter()
     truth = render(args.media, folder, seed=args.seed, distractors=args.distractors)
     t_render = time.perf_counter() - t0
-    n = truth["shot_frames"]
-    occ_of: dict[str, list[dict]] = {}
-    for o in truth["occurrences"]:
-        occ_of.setdefault(o["name"], []).append(o)
+    occ_of = occurrences_by_object(truth)
     with tempfile.TemporaryDirectory(prefix="eval_hard_") as tmp_home:
         settings = Settings(home=args.home or Path(tmp_home), database_url=None, dasr_tiles=args.tiles)
         t0 = time.perf_counter()
@@ -348,35 +382,22 @@ def main() -> None:
             settings = settings.model_copy(update={"search_query_sides": sides})
         searcher = Searcher(settings)
         frames_kf, frame_vecs = _frame_rows(searcher, result.video_id)
-        shot_at = lambda t: min(int(round(t * FPS)) // n, len(truth["shots"]) - 1)  # noqa: E731
-        edit_frames = _decode_all(folder / "edit.mp4")
-        photos_full = {
-            nm: np.asarray(Image.open(args.media / "images" / nm).convert("RGB")) for nm in OBJECT_BOXES
-        }
+        shot_at = shot_locator(truth)
+        queries = object_queries(args.media, truth, _decode_all(folder / "edit.mp4"))
         rows: list[dict] = []
         t0 = time.perf_counter()
-        for name in sorted(OBJECT_BOXES):
-            photo = photos_full[name]
-            ph, pw = photo.shape[:2]
-            fx0, fy0, fx1, fy1 = OBJECT_BOXES[name]
-            best = max(occ_of[name], key=lambda o: o["area"] * (not o["cut"]))
-            queries = {
-                "photo": (photo, None),
-                "photo+box": (photo, (fx0 * pw, fy0 * ph, fx1 * pw, fy1 * ph)),
-                "frame+box": (edit_frames[best["shot"] * n + n // 2], tuple(best["box"])),
-            }
-            for kind, (image, box) in queries.items():
-                res = searcher.search(Query(image=image, box=box, top_k=args.top_k))
-                ranked = _dedupe(
-                    [(shot_at(h.keyframe_s), h.box) for h in res.hits if h.video_id == result.video_id]
-                )
-                vec = searcher.dasr.embed_query(image, box)
-                order = np.argsort(-(frame_vecs @ vec))
-                base = _dedupe([(shot_at(frames_kf[i]), [0.0, 0.0, W, H]) for i in order])[: args.top_k]
-                for method, rk in (("regions", ranked), ("frame", base)):
-                    ap_, per, good, total = score_ranking(rk, occ_of[name])
-                    rows.append(dict(name=name, split=split_of(name), query=kind, method=method, ap=ap_,
-                                     per=per, good=good, total=total))  # fmt: skip
+        for name, kind, image, box in queries:
+            res = searcher.search(Query(image=image, box=box, top_k=args.top_k))
+            ranked = _dedupe(
+                [(shot_at(h.keyframe_s), h.box) for h in res.hits if h.video_id == result.video_id]
+            )
+            vec = searcher.dasr.embed_query(image, box)
+            order = np.argsort(-(frame_vecs @ vec))
+            base = _dedupe([(shot_at(frames_kf[i]), [0.0, 0.0, W, H]) for i in order])[: args.top_k]
+            for method, rk in (("regions", ranked), ("frame", base)):
+                ap_, per, good, total = score_ranking(rk, occ_of[name])
+                rows.append(dict(name=name, split=split_of(name), query=kind, method=method, ap=ap_,
+                                 per=per, good=good, total=total))  # fmt: skip
         t_search = time.perf_counter() - t0
         labels = _label_rows(searcher, truth, shot_at, result.video_id, args.top_k)
     report = {
