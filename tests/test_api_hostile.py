@@ -30,6 +30,8 @@ import pytest
 from api_live import free_port
 from PIL import Image
 
+from video_inst.api.routes.search import MAX_FORM_FIELDS
+
 TOKEN = "hostile-token-1c9e"
 MARKER = "SECRET-MARKER-OUTSIDE-THE-ROOTS-7d1"
 MAX_UPLOAD_MB = 1
@@ -560,7 +562,8 @@ def test_thumbnails_are_served_only_from_inside_the_data_directory(served: Serve
 
 
 def test_oversized_forms_are_refused(served: Served) -> None:
-    message = refused(served, httpx.post(served.url("/search"), data={f"f{i}": "x" for i in range(101)}), 400)
+    too_many = {f"f{i}": "x" for i in range(MAX_FORM_FIELDS + 1)}
+    message = refused(served, httpx.post(served.url("/search"), data=too_many), 400)
     assert "fields" in message
     two = [("image", ("a.png", b"x", "image/png")), ("image", ("b.png", b"y", "image/png"))]
     assert "files" in refused(served, httpx.post(served.url("/search"), files=two), 400)

@@ -250,7 +250,7 @@ def test_wrong_types_are_422_naming_the_field(live_api: LiveApi, body: object, f
 def test_query_without_image_text_or_track_is_422(live_api: LiveApi) -> None:
     response = post_json(live_api, {"top_k": 5})
     assert response.status_code == 422
-    assert "image, a text or a track" in error_of(response)["message"]
+    assert "an image, a text, a track id or hits marked right" in error_of(response)["message"]
 
 
 def test_top_k_over_the_limit_is_422(live_api: LiveApi) -> None:

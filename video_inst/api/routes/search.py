@@ -44,6 +44,8 @@ router = APIRouter(tags=["search"])
 
 _FORM_FIELDS = set(SearchRequest.model_fields) | {"image", "box"}
 MAX_EXEMPLARS = 32  # image parts of one multipart query (Query.validate's limit)
+# fields of one form: positives and negatives may come as one field per track id (1000 each)
+MAX_FORM_FIELDS = 2100
 
 
 class SearchBody:
@@ -97,7 +99,7 @@ async def read_search_body(request: Request) -> SearchBody:
 
 
 async def _read_form(request: Request) -> SearchBody:
-    form = await request.form(max_files=MAX_EXEMPLARS, max_fields=2100)
+    form = await request.form(max_files=MAX_EXEMPLARS, max_fields=MAX_FORM_FIELDS)
     unknown = sorted(set(form.keys()) - _FORM_FIELDS)
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown form fields: {', '.join(unknown)}")
