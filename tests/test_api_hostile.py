@@ -30,7 +30,7 @@ import pytest
 from api_live import free_port
 from PIL import Image
 
-from video_inst.api.routes.search import MAX_FORM_FIELDS
+from video_inst.api.routes.search import MAX_EXEMPLARS, MAX_FORM_FIELDS
 
 TOKEN = "hostile-token-1c9e"
 MARKER = "SECRET-MARKER-OUTSIDE-THE-ROOTS-7d1"
@@ -565,8 +565,8 @@ def test_oversized_forms_are_refused(served: Served) -> None:
     too_many = {f"f{i}": "x" for i in range(MAX_FORM_FIELDS + 1)}
     message = refused(served, httpx.post(served.url("/search"), data=too_many), 400)
     assert "fields" in message
-    two = [("image", ("a.png", b"x", "image/png")), ("image", ("b.png", b"y", "image/png"))]
-    assert "files" in refused(served, httpx.post(served.url("/search"), files=two), 400)
+    too_many_images = [("image", (f"{i}.png", b"x", "image/png")) for i in range(MAX_EXEMPLARS + 1)]
+    assert "files" in refused(served, httpx.post(served.url("/search"), files=too_many_images), 400)
     two_uploads = [("file", ("a.mp4", b"x", "video/mp4")), ("file", ("b.mp4", b"y", "video/mp4"))]
     response = httpx.post(served.url("/ingest/upload"), files=two_uploads, headers=served.auth)
     assert "files" in refused(served, response, 400)

@@ -56,14 +56,6 @@ def _catalog(settings: Settings) -> Catalog:
     return Catalog(settings.resolved_database_url, auto_upgrade=True)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_analysers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Analysers cached by earlier tests carry their own settings (batch size); build ours anew."""
-    import video_inst.analyse as analyse
-
-    monkeypatch.setattr(analyse, "_ANALYSERS", {})
-
-
 def _in_process(settings: Settings, inputs: dict[str, Path]) -> dict[str, dict]:
     from video_inst.ingest import ingest_path
 

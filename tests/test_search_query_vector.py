@@ -19,7 +19,8 @@ from video_inst.models.loading import load_dasr
 
 @pytest.fixture(scope="module")
 def dasr():  # noqa: ANN201 - DasrExtractor
-    return load_dasr(Settings(device="cpu"))
+    # no feature-map cache: these tests count forward passes (the cache has tests of its own below)
+    return load_dasr(Settings(device="cpu", search_feature_cache=0))
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_every_step_twice_leaves_no_duplicates(ctx: tuple, edit_clip: Path) -> N
     twin = state.create_job(catalog, kind="ingest", path=str(edit_clip))
     shutil.copytree(staging.job_dir(settings, job_id), staging.job_dir(settings, twin))
     state.mark_running(catalog, twin)
-    state.merge_counts(catalog, twin, state.get_job(catalog, job_id)["counts"])
+    state.merge_counts(catalog, twin, {**state.get_job(catalog, job_id)["counts"], "force": True})
 
     done = pipeline.finish_ingest(job_id, results, **kw)
     assert done.result["status"] == "done"
@@ -148,6 +148,32 @@ def test_every_step_twice_leaves_no_duplicates(ctx: tuple, edit_clip: Path) -> N
             .having(func.count() > 1)
         ).all()
     assert dupes == []
+
+
+def test_two_queued_jobs_of_one_content_commit_once(ctx: tuple, edit_clip: Path) -> None:
+    """Both planned and analysed before either committed: the second ends "skipped" at its commit."""
+    settings, catalog = ctx
+    kw = {"settings": settings, "catalog": catalog}
+    jobs = [state.create_job(catalog, kind="ingest", path=str(edit_clip)) for _ in range(2)]
+    staged = {}
+    for job_id in jobs:  # the two plan and chunk steps run before either commit
+        started = pipeline.start_ingest(job_id, edit_clip, analyse=False, **kw)
+        staged[job_id] = [
+            pipeline.run_chunk(job_id, i, c, analyse=False, **kw) for i, c in enumerate(started.chunks)
+        ]
+    first = pipeline.finish_ingest(jobs[0], staged[jobs[0]], **kw).result
+    with catalog.session() as s:
+        committed = s.get(Video, first["video_id"]).updated_at
+    second = pipeline.finish_ingest(jobs[1], staged[jobs[1]], **kw).result
+    assert (first["status"], second["status"]) == ("done", "skipped")  # as the CLI's second ingest
+    assert second["video_id"] == first["video_id"]
+    assert state.get_job(catalog, jobs[1])["counts"]["outcome"] == "skipped"
+    assert state.get_job(catalog, jobs[0])["counts"]["outcome"] == "done"
+    assert (second["shots"], second["keyframes"]) == (first["shots"], first["keyframes"])
+    with catalog.session() as s:
+        assert s.get(Video, first["video_id"]).updated_at == committed  # not committed again
+    assert not staging.job_dir(settings, jobs[1]).exists()  # its staged chunks are cleaned up
+    assert _counts(catalog)["videos"] == 1
 
 
 def test_permanent_error_fails_at_once_with_the_reason(ctx: tuple, shared_media: Path) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 from video_inst.config import Settings
 from video_inst.ingest_data import AnalysisData, SpaceRef, TrackData
 from video_inst.media.types import Keyframe, Shot, ShotPlan, VideoInfo
-from video_inst.models.loading import load_clip, load_dasr
+from video_inst.models.loading import load_clip, load_dasr, models_loaded, shared_clip, shared_dasr
 from video_inst.spaces import clip_space_name
 from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
 
@@ -52,8 +52,6 @@ class Analyser:
     link_params: LinkParams = field(default_factory=LinkParams)
 
 
-_ANALYSERS: dict[tuple, Analyser] = {}
-_LOCK = threading.Lock()
 _WARNED: set[str] = set()
 
 
@@ -73,13 +71,13 @@ def build_analyser(settings: Settings, *, clip: Any | None = None, dasr: Any | N
 
 
 def prefetch_analyser(settings: Settings) -> None:
-    """Start loading this process's analyser in a background thread; ``get_analyser`` waits for it.
+    """Start loading this process's models in a background thread; ``get_analyser`` waits for them.
 
     Why: importing torch and building the models takes seconds that the plan pass (FFmpeg
     threads, most of it outside the GIL) can overlap (docs/INGEST.md). A failure is not
     reported here: ``get_analyser`` tries again in the caller's thread and raises it there.
     """
-    if _analyser_key(settings) in _ANALYSERS:
+    if models_loaded(settings):
         return
 
     def load() -> None:
@@ -91,33 +89,17 @@ def prefetch_analyser(settings: Settings) -> None:
     threading.Thread(target=load, name="video-inst-model-load", daemon=True).start()
 
 
-def _analyser_key(settings: Settings) -> tuple:
-    return (
-        settings.backbone,
-        str(settings.resnet50_weights),
-        settings.dasr_input_size,
-        settings.dasr_pooling,
-        settings.dasr_tiles,
-        settings.clip_model,
-        settings.clip_pretrained,
-        str(settings.clip_weights),
-        settings.device,
-    )
-
-
 def get_analyser(settings: Settings) -> Analyser:
-    """The process's shared analyser for these settings (built once; workers keep it across videos)."""
-    key = _analyser_key(settings)
-    with _LOCK:
-        if key not in _ANALYSERS:
-            analyser = build_analyser(settings)
-            if analyser.clip is None:
-                _warn_once(
-                    "CLIP vectors will be missing (text search falls back to labels): "
-                    f"{analyser.clip_missing_reason}"
-                )
-            _ANALYSERS[key] = analyser
-        return _ANALYSERS[key]
+    """An analyser over this process's shared models (``models.loading``: loaded once, kept across videos).
+
+    The analyser itself is a cheap bundle made per call, so it always carries the caller's
+    settings (batch sizes, link parameters) while the models are the process's one copy.
+    """
+    dasr = shared_dasr(settings)
+    clip, reason = shared_clip(settings)
+    if clip is None:
+        _warn_once(f"CLIP vectors will be missing (text search falls back to labels): {reason}")
+    return Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
 
 
 @dataclass

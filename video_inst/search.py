@@ -38,7 +38,6 @@ from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError, VideoInstError
 from video_inst.hits import Hit, ShotRef
 from video_inst.label_postings import RANK_DECIMALS, PostingsCache
-from video_inst.models.loading import load_space_model
 from video_inst.spaces import SpaceChoice, active_space, track_filter
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
@@ -193,25 +192,13 @@ class Searcher:
         self._clip_reason: str | None = None
         self._clip_loaded = clip is not None
         self._labels: Any = None
-        # One lock for the lazy loads: the API searches from a thread pool, and two first
-        # requests must not each load (and keep) a model.
+        # The label matcher's lazy load: the API searches from a thread pool, and two first
+        # requests must not each load it (the models' own cache is models.loading's).
         self._load_lock = threading.Lock()
-        self._space_models: dict[str, Any] = {}  # older spaces answering during a re-index
         # In-memory label ranking (video_inst/label_postings.py): the API sets it, the CLI ranks in SQL.
         self.label_postings: PostingsCache | None = None
 
     # --- lazily loaded parts ---------------------------------------------------------
-    def _for_queries(self, model: Any) -> Any:
-        """Set up a DASR extractor for queries: the feature-map cache and the forward pass's precision."""
-        if hasattr(model, "query_cache"):
-            from video_inst.models.feature_cache import FeatureMapCache
-
-            model.query_cache = FeatureMapCache(self.settings.search_feature_cache)
-            from video_inst.models.dasr import query_autocast
-
-            model.query_autocast = query_autocast(self.settings.search_precision, model.device)
-        return model
-
     @property
     def store(self) -> Any:
         from video_inst.vectors.store import get_index_store
@@ -220,23 +207,21 @@ class Searcher:
 
     @property
     def dasr(self) -> Any:
+        """The configured DASR extractor: the one passed in, else the process's shared one."""
         if self._dasr is None:
-            with self._load_lock:
-                if self._dasr is None:
-                    from video_inst.models.loading import load_dasr
+            from video_inst.models.loading import shared_dasr
 
-                    self._dasr = self._for_queries(load_dasr(self.settings))
+            self._dasr = shared_dasr(self.settings)
         return self._dasr
 
     @property
     def clip(self) -> Any:
+        """The configured CLIP embedder (None when its weights are missing), shared like DASR."""
         if not self._clip_loaded:
-            with self._load_lock:
-                if not self._clip_loaded:
-                    from video_inst.models.loading import load_clip
+            from video_inst.models.loading import shared_clip
 
-                    self._clip, self._clip_reason = load_clip(self.settings)
-                    self._clip_loaded = True
+            self._clip, self._clip_reason = shared_clip(self.settings)
+            self._clip_loaded = True
         return self._clip
 
     @property
@@ -320,12 +305,9 @@ class Searcher:
         """The model that embeds queries into ``choice``'s space (an older one is rebuilt by name)."""
         if choice.name == choice.configured:
             return self.dasr if choice.family == "dasr" else self.clip
-        if choice.name not in self._space_models:
-            with self._load_lock:  # like the other lazy loads: one load under concurrent requests
-                if choice.name not in self._space_models:
-                    model = load_space_model(choice.name, self.settings)  # type: ignore[arg-type]
-                    self._space_models[choice.name] = self._for_queries(model)
-        return self._space_models[choice.name]
+        from video_inst.models.loading import shared_space_model
+
+        return shared_space_model(choice.name, self.settings)  # type: ignore[arg-type]
 
     # --- rankings ------------------------------------------------------------------------
     def _search_space(

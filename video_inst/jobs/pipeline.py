@@ -195,19 +195,8 @@ def start_ingest(
         staged=staged,
     )
     if begun.skipped is not None:
-        skipped = begun.skipped
-        counts: dict[str, Any] = {
-            "outcome": "skipped",
-            "shots": skipped.shots,
-            "keyframes": skipped.keyframes,
-            "tracks": skipped.tracks,
-        }
-        if skipped.warnings:
-            counts["warnings"] = skipped.warnings
-        notify: list[str] = []
-        if state.end_job(catalog, job_id, status="done", video_id=skipped.video_id, counts=counts):
-            notify = _after_end(catalog, job_id)
-        return Started(job_id, result=result_of(state.require_job(catalog, job_id)), notify=notify)
+        result, notify = _end_skipped(catalog, job_id, begun.skipped)
+        return Started(job_id, result=result, notify=notify)
     planned = begun.planned
     assert planned is not None
     if not begun.reused_plan:
@@ -268,6 +257,27 @@ def run_chunk(
     return {"chunk": index, "error": None}
 
 
+def _end_skipped(catalog: Catalog, job_id: str, skipped: Any) -> tuple[dict[str, Any], list[str]]:
+    """End a job whose content is already stored: its counts are the stored video's."""
+    counts: dict[str, Any] = {
+        "outcome": "skipped",
+        "shots": skipped.shots,
+        "keyframes": skipped.keyframes,
+        "tracks": skipped.tracks,
+    }
+    if skipped.warnings:
+        counts["warnings"] = skipped.warnings
+    notify: list[str] = []
+    if state.end_job(catalog, job_id, status="done", video_id=skipped.video_id, counts=counts):
+        notify = _after_end(catalog, job_id)
+    return result_of(state.require_job(catalog, job_id)), notify
+
+
+def _forced(job: dict[str, Any]) -> bool:
+    """Whether the job was queued with ``force`` (kept in its counts from the enqueue on)."""
+    return bool((job.get("counts") or {}).get("force"))
+
+
 # --- step 3: commit ----------------------------------------------------------------------
 
 
@@ -275,7 +285,7 @@ def finish_ingest(
     job_id: str, chunk_results: Sequence[dict[str, Any] | None], *, settings: Settings, catalog: Catalog
 ) -> Finished:
     """Commit every chunk of the video in one transaction, or fail the job with a chunk's error."""
-    from video_inst.ingest import commit_video
+    from video_inst.ingest import commit_video, skip_if_done
 
     job = state.require_job(catalog, job_id)
     if job["status"] in state.TERMINAL:
@@ -292,6 +302,14 @@ def finish_ingest(
         job = state.require_job(catalog, job_id)
         if job["status"] in state.TERMINAL:  # a duplicate commit finished while we waited
             return Finished(result_of(job))
+        # The skip rule of every path, again under the lock: another job of the same content
+        # may have committed while this one analysed (two queued at once); it stays, this ends
+        # "skipped" like the CLI's second ingest does, unless this job was forced.
+        skipped = skip_if_done(Path(job["path"]), planned.digest, settings, catalog, force=_forced(job))
+        if skipped is not None:
+            done, notify = _end_skipped(catalog, job_id, skipped)
+            staging.remove(settings, job_id)
+            return Finished(done, notify)
         result = commit_video(planned, chunks, settings, catalog)
         counts = {
             "outcome": "done",

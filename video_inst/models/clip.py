@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -294,6 +295,7 @@ class ClipEmbedder:
         self.preprocess = preprocess
         self.device = device
         self.precision = precision
+        self._stage_lock = threading.Lock()
         self._tokenizer = open_clip.get_tokenizer(model_name)
         cfg = open_clip.get_model_config(model_name) or {}
         self._dim = int(cfg.get("embed_dim") or self.embed_texts([""]).shape[1])
@@ -422,18 +424,25 @@ class ClipEmbedder:
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, a in enumerate(arrays):
             by_shape.setdefault(a.shape, []).append(i)
-        for shape, idx in by_shape.items():
-            frame_bytes = int(np.prod(shape))
-            per_chunk = max(1, _STAGING_BYTES // frame_bytes)
-            for start in range(0, len(idx), per_chunk):
-                part = idx[start : start + per_chunk]
-                staged = self._staging(len(part) * frame_bytes).view(len(part), *shape)
-                host = staged.numpy()
-                for j, i in enumerate(part):
-                    np.copyto(host[j], arrays[i])
-                batch = staged.to(self.device)  # synchronous: the buffer is reused right after
-                out[part] = self._pixels(batch.permute(0, 3, 1, 2))
+        with self._stage_lock:  # one process-wide embedder (models.loading): API threads share the buffer
+            for shape, idx in by_shape.items():
+                self._stage_shape(arrays, shape, idx, out)
         return out
+
+    def _stage_shape(
+        self, arrays: list[np.ndarray], shape: tuple[int, ...], idx: list[int], out: torch.Tensor
+    ) -> None:
+        """Frames of one shape through the pinned buffer to the device, resized there into ``out``."""
+        frame_bytes = int(np.prod(shape))
+        per_chunk = max(1, _STAGING_BYTES // frame_bytes)
+        for start in range(0, len(idx), per_chunk):
+            part = idx[start : start + per_chunk]
+            staged = self._staging(len(part) * frame_bytes).view(len(part), *shape)
+            host = staged.numpy()
+            for j, i in enumerate(part):
+                np.copyto(host[j], arrays[i])
+            batch = staged.to(self.device)  # synchronous: the buffer is reused right after
+            out[part] = self._pixels(batch.permute(0, 3, 1, 2))
 
     def _staging(self, nbytes: int) -> torch.Tensor:
         """A pinned host buffer of at least ``nbytes``, kept between calls."""

@@ -6,15 +6,22 @@ older model space's model is rebuilt here from its name alone (``load_space_mode
 parsed by ``models.space_names``). torch and open_clip are imported only when a model is
 actually loaded.
 
+One cache per process (``shared_dasr`` / ``shared_clip`` / ``shared_space_model``): the API
+server ingests and searches in one process, and a worker ingests video after video, so a
+model is built once per set of model settings and every caller gets that same object.
+``load_*`` build a fresh one (benchmarks, tests that want their own).
+
 Example::
 
-    dasr = load_dasr(settings)                 # the configured DASR space
-    clip, reason = load_clip(settings)         # (None, why) when CLIP weights are missing
-    old = load_space_model("dasr:efficientnet_lite0:s512:avg", settings)
+    dasr = shared_dasr(settings)               # the configured DASR space, loaded once
+    clip, reason = shared_clip(settings)       # (None, why) when CLIP weights are missing
+    old = shared_space_model("dasr:efficientnet_lite0:s512:avg", settings)
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from video_inst.config import Settings
@@ -34,7 +41,81 @@ def load_dasr(settings: Settings, device: str | None = None) -> Any:
     params = DasrParams(
         input_size=settings.dasr_input_size, pooling=settings.dasr_pooling, tiles=settings.dasr_tiles
     )
-    return DasrExtractor(backbone, params, device=device)
+    return _ready_for_queries(DasrExtractor(backbone, params, device=device), settings)
+
+
+def _ready_for_queries(dasr: Any, settings: Settings) -> Any:
+    """Give a DASR extractor the query side's feature-map cache and forward-pass precision."""
+    from video_inst.models.dasr import query_autocast
+    from video_inst.models.feature_cache import FeatureMapCache
+
+    dasr.query_cache = FeatureMapCache(settings.search_feature_cache)
+    dasr.query_autocast = query_autocast(settings.search_precision, dasr.device)
+    return dasr
+
+
+_SHARED: dict[tuple, Any] = {}
+_SHARED_LOCK = threading.Lock()  # two first requests in two threads must not each build a model
+
+
+def _dasr_key(settings: Settings) -> tuple:
+    return (
+        "dasr",
+        settings.backbone,
+        str(settings.resnet50_weights),
+        settings.dasr_input_size,
+        settings.dasr_pooling,
+        settings.dasr_tiles,
+        settings.device,
+        settings.search_feature_cache,
+        settings.search_precision,
+    )
+
+
+def _clip_key(settings: Settings) -> tuple:
+    return (
+        "clip",
+        settings.clip_model,
+        settings.clip_pretrained,
+        str(settings.clip_weights),
+        settings.allow_download,
+        settings.device,
+    )
+
+
+def _shared(key: tuple, build: Callable[[], Any]) -> Any:
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = build()
+        return _SHARED[key]
+
+
+def shared_dasr(settings: Settings) -> Any:
+    """This process's DASR extractor for these settings (built on first use, then reused)."""
+    return _shared(_dasr_key(settings), lambda: load_dasr(settings))
+
+
+def shared_clip(settings: Settings) -> tuple[Any | None, str | None]:
+    """This process's CLIP embedder, or (None, reason); the answer is kept like the model."""
+    return _shared(_clip_key(settings), lambda: load_clip(settings))
+
+
+def shared_space_model(space_name: str, settings: Settings) -> Any:
+    """The model of an older space (answering during a re-index), rebuilt once per process."""
+    key = ("space", space_name, _dasr_key(settings), _clip_key(settings))
+    return _shared(key, lambda: load_space_model(space_name, settings))
+
+
+def models_loaded(settings: Settings) -> bool:
+    """Whether this process already holds the configured DASR and CLIP answers."""
+    with _SHARED_LOCK:
+        return _dasr_key(settings) in _SHARED and _clip_key(settings) in _SHARED
+
+
+def forget_models() -> None:
+    """Drop every shared model (tests that change what the same settings would load)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
 
 
 def load_clip(settings: Settings, device: str | None = None) -> tuple[Any | None, str | None]:
@@ -92,7 +173,7 @@ def _load_dasr_space(space_name: str, settings: Settings) -> Any:
         raise ModelSpaceMismatchError(
             f"model space {space_name!r} cannot be rebuilt here: these weights give {dasr.space_name!r}"
         )
-    return dasr
+    return _ready_for_queries(dasr, settings)
 
 
 def _load_clip_space(space_name: str, settings: Settings) -> Any:
