@@ -202,6 +202,8 @@ def test_lazy_models_load_once_under_concurrent_first_requests(
 
     monkeypatch.setattr(video_inst.models.loading, "load_dasr", slow("dasr"))
     monkeypatch.setattr(video_inst.models.labels.LabelMatcher, "load", slow("labels"))
+    # an empty process cache for this test only: an earlier test may already hold a DASR
+    monkeypatch.setattr(video_inst.models.loading, "_SHARED", {})
     searcher = Searcher(Settings(home=tmp_path, database_url=None))
     start = threading.Barrier(6)
     seen: list[tuple[object, object]] = []
