@@ -366,9 +366,9 @@ def profile(settings: Settings, queries: int, top_k: int) -> None:
     import torch
 
     from video_inst.api.serialise import search_json
-    from video_inst.label_postings import PostingsCache
     from video_inst.media.images import load_image, parse_box
-    from video_inst.search import Query, Searcher
+    from video_inst.search.label_postings import PostingsCache
+    from video_inst.search.searcher import Query, Searcher
 
     if settings.search_threads > 0:
         torch.set_num_threads(settings.search_threads)  # as ``serve`` does
@@ -474,7 +474,7 @@ def _noisy_region_queries(
 ) -> tuple[Catalog, int | None, np.ndarray]:
     """(catalog, active DASR space id, queries): stored region vectors + noise / sqrt(dim), L2-normalised."""
     from video_inst.catalog.db import get_catalog
-    from video_inst.spaces import active_space
+    from video_inst.spaces.active import active_space
     from video_inst.vectors.store import IndexStore
 
     catalog = get_catalog(settings)

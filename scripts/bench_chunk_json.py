@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from video_inst.analysis.data import ChunkResult, from_json, to_json
 from video_inst.config import Settings
-from video_inst.ingest import analyse_shots, plan_video
-from video_inst.ingest_data import ChunkResult, from_json, to_json
+from video_inst.ingest.pipeline import analyse_shots, plan_video
 
 
 def main() -> None:

@@ -192,7 +192,7 @@ def main() -> None:
 
     import torch
 
-    from video_inst.analyse import build_analyser
+    from video_inst.analysis.analyser import build_analyser
     from video_inst.config import get_settings
     from video_inst.media.probe import probe
     from video_inst.media.shots import ShotSettings, plan_shots
@@ -282,7 +282,7 @@ def main() -> None:
         )
     )
 
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     with tempfile.TemporaryDirectory(prefix="vi_gpu_ingest_") as home:
         os.environ["VIDEO_INST_HOME"] = home

@@ -41,7 +41,7 @@ STEADY = r"""
 import json, sys, time
 from pathlib import Path
 from video_inst.config import get_settings
-from video_inst.ingest import ingest_path
+from video_inst.ingest.pipeline import ingest_path
 settings = get_settings()
 out = []
 for path in sys.argv[1:]:

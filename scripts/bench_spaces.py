@@ -1,4 +1,4 @@
-"""Cost of choosing the answering model space (``spaces.active_space``) per search.
+"""Cost of choosing the answering model space (``spaces.active.active_space``) per search.
 
 Every search calls it per family; this prints milliseconds per call, counted afresh and
 cached, on a synthetic SQLite catalog of N ingested videos in two spaces of one family (a
@@ -17,7 +17,7 @@ from pathlib import Path
 from video_inst.catalog.db import Catalog
 from video_inst.catalog.models import ModelSpace, Video, VideoSpace
 from video_inst.config import Settings
-from video_inst.spaces import _choose, active_space
+from video_inst.spaces.active import _choose, active_space
 
 
 def main() -> None:

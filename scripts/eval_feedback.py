@@ -72,8 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     from video_inst.catalog.db import get_catalog
     from video_inst.config import Settings
-    from video_inst.ingest import ingest_path
-    from video_inst.search import Query, Searcher
+    from video_inst.ingest.pipeline import ingest_path
+    from video_inst.search.searcher import Query, Searcher
 
     folder = eh.edit_folder(args.cache, args.seed, args.distractors)
     truth = eh.render(args.media, folder, seed=args.seed, distractors=args.distractors)
@@ -220,7 +220,7 @@ def main() -> None:
 
 def label_threshold(searcher, truth: dict, shot_at, video_id: int, distractor_shots: set[int], args) -> dict:
     """The label-search threshold: the same quantile of label hits on distractor shots (TUNING words)."""
-    from video_inst.search import Query
+    from video_inst.search.searcher import Query
 
     tuning_names = {nm for nm in OBJECT_BOXES if eh.split_of(nm) == "tuning"}
     out: dict = {}

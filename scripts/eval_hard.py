@@ -362,8 +362,8 @@ def main() -> None:
     args = ap.parse_args()
     from video_inst.catalog.db import get_catalog
     from video_inst.config import Settings
-    from video_inst.ingest import ingest_path
-    from video_inst.search import Query, Searcher
+    from video_inst.ingest.pipeline import ingest_path
+    from video_inst.search.searcher import Query, Searcher
 
     folder = edit_folder(args.cache, args.seed, args.distractors)
     t0 = time.perf_counter()
@@ -445,7 +445,7 @@ def _decode_all(path: Path) -> list[np.ndarray]:
 
 def _label_rows(searcher, truth: dict, shot_at, video_id: int, top_k: int) -> dict:
     """P@3 and AP of label text search for each everyday word of the pasted objects."""
-    from video_inst.search import Query
+    from video_inst.search.searcher import Query
 
     out = {}
     for word in sorted({w for w in WORDS.values() if w}):

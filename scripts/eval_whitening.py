@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from test_search_retrieval import QUERIES, _middle_frame, average_precision  # noqa: E402
 
-from video_inst.analyse import build_analyser  # noqa: E402
+from video_inst.analysis.analyser import build_analyser  # noqa: E402
 from video_inst.config import Settings  # noqa: E402
-from video_inst.ingest import ingest_path  # noqa: E402
-from video_inst.search import Query, Searcher  # noqa: E402
-from video_inst.whitened_spaces import fit_whitened_space  # noqa: E402
-from video_inst.whitening import WhiteningError  # noqa: E402
+from video_inst.ingest.pipeline import ingest_path  # noqa: E402
+from video_inst.search.searcher import Query, Searcher  # noqa: E402
+from video_inst.spaces.whitened import fit_whitened_space  # noqa: E402
+from video_inst.spaces.whitening import WhiteningError  # noqa: E402
 
 CLIP_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
 

@@ -54,9 +54,9 @@ STAGES: list[tuple[str, str, str]] = [
     ("DASR top-down passes per peak", "video_inst/models/dasr.py", "_excite"),
     ("DASR boxes, NMS, pooling, labels", "video_inst/models/dasr.py", "_regions"),
     ("CLIP frame vectors", "video_inst/models/clip.py", "embed_images"),
-    ("tracks (linking)", "video_inst/analyse.py", "_link"),
-    ("analysis of all keyframes", "video_inst/ingest.py", "analyse_shots"),
-    ("commit (SQL transaction + FAISS sync)", "video_inst/ingest.py", "commit_video"),
+    ("tracks (linking)", "video_inst/analysis/analyser.py", "_link"),
+    ("analysis of all keyframes", "video_inst/ingest/pipeline.py", "analyse_shots"),
+    ("commit (SQL transaction + FAISS sync)", "video_inst/ingest/pipeline.py", "commit_video"),
     ("FAISS sync", "video_inst/vectors/store.py", "sync"),
     ("whole ingest command", "video_inst/cli/commands.py", "ingest"),
 ]

@@ -99,7 +99,7 @@ def _build(media: Path, home: Path) -> LiveApi:
     from video_inst.api.app import create_app
     from video_inst.catalog.db import get_catalog
     from video_inst.config import Settings
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     settings = Settings(
         home=home,

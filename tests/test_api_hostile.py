@@ -70,7 +70,7 @@ def _env(home: Path, root: Path) -> dict[str, str]:
 def served(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     from video_inst.catalog.db import get_catalog
     from video_inst.config import Settings
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     base = tmp_path_factory.mktemp("hostile")
     home, root, outside = base / "home", base / "root", base / "outside"

@@ -97,7 +97,7 @@ def test_warnings_are_one_logged_line_each() -> None:
         "for _ in range(3):\n"
         "    warnings.warn('CLIP vectors will be missing', UserWarning)\n"
         "import logging\n"
-        "logging.getLogger('video_inst.analyse').warning('%s', 'CLIP vectors will be missing')\n"
+        "logging.getLogger('video_inst.analysis.analyser').warning('%s', 'CLIP vectors will be missing')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stderr == "WARNING: CLIP vectors will be missing\n"

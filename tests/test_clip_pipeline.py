@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from video_inst.analyse import build_analyser
+from video_inst.analysis.analyser import build_analyser
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import Keyframe, ModelSpace, Track, Vector, VideoSpace
 from video_inst.config import Settings
-from video_inst.ingest import ingest_path
-from video_inst.reindex import reindex_clip
-from video_inst.search import Query, Searcher
+from video_inst.ingest.pipeline import ingest_path
+from video_inst.ingest.reindex import reindex_clip
+from video_inst.search.searcher import Query, Searcher
 from video_inst.vectors.store import get_index_store
 
 

@@ -405,3 +405,61 @@ def test_tiles_add_small_boxes_after_the_whole_frame_regions(effnet, frames) -> 
             (extra[:, 0] >= 0).all() and (extra[:, 2] <= w + 1e-3).all() and (extra[:, 3] <= h + 1e-3).all()
         )
         assert np.linalg.norm(more.vectors[n:], axis=1) == pytest.approx(np.ones(len(extra)), abs=1e-3)
+
+
+def test_excitation_rule_is_per_thread_on_a_shared_module() -> None:
+    """Two analysis threads and a plain-gradient thread share one conv, their blocks overlapping."""
+    import threading
+
+    g = torch.Generator().manual_seed(11)
+    conv = nn.Conv2d(4, 4, 3, padding=1, bias=True).requires_grad_(False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+    a = torch.randn(2, 4, 7, 8, generator=g)
+    p_out = torch.rand(2, 4, 7, 8, generator=g)
+    expected = _explicit_excitation(a.numpy(), conv.weight.numpy(), p_out.numpy(), 1, 1, 1)
+    inside = threading.Barrier(3)
+    results: dict[str, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def excited(name: str, leave_first: bool) -> None:
+        try:
+            x = a.clone().requires_grad_(True)
+            with excitation_rule(conv):
+                inside.wait(timeout=30)  # all three threads are now between enter and exit
+                out = conv(x)
+                if not leave_first:
+                    inside.wait(timeout=30)
+            if leave_first:
+                inside.wait(timeout=30)  # the other rule thread still holds the conv
+            (results[name],) = torch.autograd.grad(out, x, p_out)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    def plain() -> None:
+        try:
+            x = a.clone().requires_grad_(True)
+            inside.wait(timeout=30)
+            out = conv(x)
+            inside.wait(timeout=30)
+            (results["plain"],) = torch.autograd.grad(out, x, p_out)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=excited, args=("first", True)),
+        threading.Thread(target=excited, args=("second", False)),
+        threading.Thread(target=plain),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    for name in ("first", "second"):
+        np.testing.assert_allclose(results[name].numpy(), expected, rtol=1e-4, atol=1e-6)
+    x = a.clone().requires_grad_(True)
+    plain_out = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    (gradient,) = torch.autograd.grad(plain_out, x, p_out)
+    np.testing.assert_allclose(results["plain"].numpy(), gradient.numpy(), rtol=1e-5, atol=1e-6)
+    assert "forward" not in conv.__dict__  # the last block out removed the rule

@@ -1,7 +1,7 @@
 """Fault injection with real processes (issue 12 items 1, 2, 6): SIGKILLed ingests, damaged index files.
 
 A real ``video-inst ingest`` is stopped at a named point by the test hook
-``VIDEO_INST_PAUSE_AT`` (video_inst/ingest.py ``pause_point``: it writes a marker file and
+``VIDEO_INST_PAUSE_AT`` (video_inst/ingest/pipeline.py ``pause_point``: it writes a marker file and
 sleeps) and SIGKILLed there by the test; a real ``video-inst serve`` has its index files
 deleted, truncated and garbled under it. Each step checks what an operator would see: exit
 codes, search hits, ``index check``, the files in the data directory.

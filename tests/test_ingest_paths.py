@@ -1,6 +1,6 @@
 """One ingest path: the same inputs through each way of ingesting give the same results.
 
-The in-process CLI path (``ingest.ingest_path``), the embedded async path of the API
+The in-process CLI path (``ingest.pipeline.ingest_path``), the embedded async path of the API
 (``api.ingest_runner.IngestRunner`` in thread mode) and the Celery chord (a real
 ``video-inst worker`` process on a real Redis broker, chunks of one shot each crossing
 workers as staged JSON) each ingest, into a data directory of their own: a rendered
@@ -22,11 +22,11 @@ import pytest
 from media_factory import render_clip, truncate_copy
 from sqlalchemy import select
 
+from video_inst.analysis.data import ChunkResult, PlannedVideo, from_json, to_json
 from video_inst.catalog.db import Catalog
 from video_inst.catalog.models import Track, TrackBox, Vector, VideoSpace
 from video_inst.config import Settings
 from video_inst.errors import VideoInstError
-from video_inst.ingest_data import ChunkResult, PlannedVideo, from_json, to_json
 from video_inst.jobs import enqueue_ingest, state, wait_jobs
 from video_inst.jobs.results import result_of
 from workers.testing import WorkerProcess
@@ -57,7 +57,7 @@ def _catalog(settings: Settings) -> Catalog:
 
 
 def _in_process(settings: Settings, inputs: dict[str, Path]) -> dict[str, dict]:
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     catalog = _catalog(settings)
     out = {}
@@ -184,7 +184,7 @@ def test_every_path_gives_the_same_results(tmp_path: Path, inputs: dict[str, Pat
 
 def test_chunks_cross_workers_as_json_bit_for_bit(vi_home: Path, inputs: dict[str, Path]) -> None:
     """A planned video and an analysed chunk come back from JSON equal, vectors byte for byte."""
-    from video_inst.ingest import analyse_shots, plan_video
+    from video_inst.ingest.pipeline import analyse_shots, plan_video
 
     settings = _settings(vi_home, inputs["good"].parent)
     planned = plan_video(inputs["good"], settings)

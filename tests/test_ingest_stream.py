@@ -13,10 +13,10 @@ import av
 import numpy as np
 import pytest
 
-from video_inst import ingest as ingest_module
-from video_inst.analyse import build_analyser
+from video_inst.analysis.analyser import build_analyser
 from video_inst.config import get_settings
-from video_inst.ingest import analyse_shots, ingest_path, plan_and_analyse, plan_video
+from video_inst.ingest import pipeline as ingest_module
+from video_inst.ingest.pipeline import analyse_shots, ingest_path, plan_and_analyse, plan_video
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,28 @@ def real_edit(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out_path
 
 
+def _assert_same_analysis(one, two) -> None:  # noqa: ANN001 - two AnalysisData
+    assert len(one.tracks) == len(two.tracks)
+    for a, b in zip(one.tracks, two.tracks):
+        assert (a.shot_index, a.is_frame, a.start_s, a.end_s, a.labels) == (
+            b.shot_index,
+            b.is_frame,
+            b.start_s,
+            b.end_s,
+            b.labels,
+        )
+        assert a.keyframe_pts == b.keyframe_pts
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+        np.testing.assert_allclose(a.representative, b.representative, atol=1e-5)
+        assert (a.clip_vector is None) == (b.clip_vector is None)
+        if a.clip_vector is not None:
+            np.testing.assert_allclose(a.clip_vector, b.clip_vector, atol=1e-5)
+    assert one.frame_pts == two.frame_pts
+    if one.frame_vectors is not None:
+        np.testing.assert_allclose(one.frame_vectors, two.frame_vectors, atol=1e-5)
+
+
 def test_one_pass_equals_two_passes(
     vi_home: Path,
     real_edit: Path,
@@ -65,25 +87,8 @@ def test_one_pass_equals_two_passes(
     assert len(planned.plan.shots) >= 4
     assert planned_one.plan == planned.plan  # same shots and keyframe timestamps
     assert sorted(p.name for p in settings.thumbnail_dir.rglob("*.jpg")) == thumbs
-    assert len(one.tracks) == len(two.tracks) > len(planned.plan.shots)
-    for a, b in zip(one.tracks, two.tracks):
-        assert (a.shot_index, a.is_frame, a.start_s, a.end_s, a.labels) == (
-            b.shot_index,
-            b.is_frame,
-            b.start_s,
-            b.end_s,
-            b.labels,
-        )
-        assert a.keyframe_pts == b.keyframe_pts
-        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
-        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
-        np.testing.assert_allclose(a.representative, b.representative, atol=1e-5)
-        assert (a.clip_vector is None) == (b.clip_vector is None)
-        if a.clip_vector is not None:
-            np.testing.assert_allclose(a.clip_vector, b.clip_vector, atol=1e-5)
-    assert one.frame_pts == two.frame_pts
-    if one.frame_vectors is not None:
-        np.testing.assert_allclose(one.frame_vectors, two.frame_vectors, atol=1e-5)
+    assert len(one.tracks) > len(planned.plan.shots)
+    _assert_same_analysis(one, two)
 
 
 def test_ingest_path_streams_and_stores(vi_home: Path, real_edit: Path, clip) -> None:  # noqa: ANN001
@@ -92,3 +97,27 @@ def test_ingest_path_streams_and_stores(vi_home: Path, real_edit: Path, clip) ->
     assert result.status == "done" and result.shots >= 4 and result.tracks > result.shots
     stored = {p.name for p in settings.thumbnail_dir.rglob("*.jpg")}
     assert len(stored) == result.keyframes
+
+
+def test_parallel_analysis_workers_give_the_same_analysis(
+    vi_home: Path,
+    real_edit: Path,
+    clip,  # noqa: ANN001
+    request: pytest.FixtureRequest,
+) -> None:
+    """Batches analysed in several threads at once (one torch thread each) equal one at a time."""
+    import torch
+
+    request.addfinalizer(lambda threads=torch.get_num_threads(): torch.set_num_threads(threads))
+    base = get_settings()
+    planned = plan_video(real_edit, base)
+    results = []
+    for workers in (1, 3):
+        settings = base.model_copy(update={"analysis_workers": workers, "analysis_batch": 2})
+        analyser = build_analyser(settings, clip=clip)
+        chunk = analyse_shots(planned, settings, analyser=analyser)
+        assert chunk.analysis is not None
+        results.append(chunk.analysis)
+    assert len(planned.plan.keyframes) > 3 * 2  # more batches than workers: several in flight
+    assert len(results[0].tracks) > len(planned.plan.shots)
+    _assert_same_analysis(results[1], results[0])

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from video_inst.analyse import get_analyser
+from video_inst.analysis.analyser import get_analyser
 from video_inst.catalog.db import Catalog
 from video_inst.config import Settings
 from video_inst.models import loading
-from video_inst.search import Searcher
+from video_inst.search.searcher import Searcher
 
 
 @pytest.fixture

@@ -22,16 +22,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from video_inst.analyse import build_analyser, load_dasr
+from video_inst.analysis.analyser import build_analyser, load_dasr
 from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import Job, ModelSpace, Track, Vector, VideoSpace
 from video_inst.config import Settings
 from video_inst.errors import VideoInstError
-from video_inst.ingest import ingest_path
-from video_inst.reindex import drop_space, reindex_clip, reindex_dasr
-from video_inst.search import Query, Searcher
-from video_inst.spaces import active_tracks
+from video_inst.ingest.pipeline import ingest_path
+from video_inst.ingest.reindex import drop_space, reindex_clip, reindex_dasr
+from video_inst.search.searcher import Query, Searcher
+from video_inst.spaces.active import active_tracks
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_SIZE, NEW_SIZE = 512, 384  # two DASR configurations of the same real backbone

@@ -19,11 +19,11 @@ from api_live import frame_png
 from video_inst.catalog.db import get_catalog
 from video_inst.config import Settings
 from video_inst.errors import NotFoundError
-from video_inst.ingest import ingest_path
+from video_inst.ingest.pipeline import ingest_path
 from video_inst.jobs import pipeline, state
 from video_inst.media.images import load_image
-from video_inst.saved_searches import delete_saved, list_saved, matches_of, run_saved, save_search
-from video_inst.search import Query, Searcher
+from video_inst.search.saved import delete_saved, list_saved, matches_of, run_saved, save_search
+from video_inst.search.searcher import Query, Searcher
 from workers.testing import CallbackReceiver
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, NotFoundError
-from video_inst.search import Query, Searcher
+from video_inst.search.searcher import Query, Searcher
 
 COCKATOO = (0, (200, 0, 500, 360), {0, 6, 15})
 BOTTLES = (1, (40, 80, 600, 330), {1, 9})
@@ -34,7 +34,7 @@ def _frame(path: Path, shot: dict) -> np.ndarray:
 @pytest.fixture(scope="module")
 def edit(edit_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Searcher, dict]]:
     from video_inst.catalog.db import get_catalog
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     settings = Settings(home=tmp_path_factory.mktemp("feedback_home"), database_url=None)
     result = ingest_path(edit_clip, settings=settings, catalog=get_catalog(settings))

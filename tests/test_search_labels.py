@@ -18,13 +18,13 @@ from video_inst.catalog import repo
 from video_inst.catalog.db import get_catalog, upgrade
 from video_inst.catalog.models import Label, Track
 from video_inst.config import Settings
-from video_inst.label_postings import PostingsCache
 from video_inst.media.types import Keyframe as KeyframeT
 from video_inst.media.types import Shot as ShotT
 from video_inst.media.types import ShotPlan
 from video_inst.models.labels import LabelMatcher, label_class_ids, label_names
-from video_inst.search import Query, Searcher, _Candidate
-from video_inst.spaces import SpaceChoice
+from video_inst.search.label_postings import PostingsCache
+from video_inst.search.searcher import Query, Searcher, _Candidate
+from video_inst.spaces.active import SpaceChoice
 
 BIRD_NAMES = label_names(sorted(label_class_ids("bird")))
 OTHER_NAMES = label_names([281, 817, 879, 440, 504])  # tabby, sports car, umbrella, beer bottle, coffee mug
@@ -252,7 +252,7 @@ def test_label_search_keeps_to_the_answering_dasr_space(settings: Settings) -> N
 def test_api_app_ranks_labels_in_memory_like_sql(settings: Settings) -> None:
     """``create_app`` turns the postings on for the process's searcher; hits equal the SQL path's."""
     from video_inst.api.app import create_app
-    from video_inst.search import shared_searcher
+    from video_inst.search.searcher import shared_searcher
 
     rnd = random.Random(2)
     catalog = get_catalog(settings)

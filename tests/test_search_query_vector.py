@@ -100,7 +100,7 @@ def test_a_second_box_on_the_same_image_reuses_its_feature_map(dasr, frames) -> 
 
 
 def test_the_searcher_sizes_the_cache_from_settings(tmp_path: Path) -> None:
-    from video_inst.search import Searcher
+    from video_inst.search.searcher import Searcher
 
     assert Searcher(Settings(home=tmp_path, device="cpu")).dasr.query_cache.capacity == 16
     off = Searcher(Settings(home=tmp_path, device="cpu", search_feature_cache=0))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from video_inst.config import Settings
-from video_inst.search import Query, Searcher
+from video_inst.search.searcher import Query, Searcher
 
 # (source shot, box in the 640x360 source frame or None for the whole frame, shots of the instance)
 QUERIES = [
@@ -55,7 +55,7 @@ def ingested_edit(
     edit_clip: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Searcher, int]]:
     from video_inst.catalog.db import get_catalog
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     home = tmp_path_factory.mktemp("retrieval_home")
     settings = Settings(home=home, database_url=None)
@@ -127,7 +127,7 @@ def test_a_one_shot_label_query_imports_no_network_code(ingested_edit) -> None:
     searcher, video_id = ingested_edit
     script = (
         "import json, sys\n"
-        "from video_inst.search import Query, Searcher\n"
+        "from video_inst.search.searcher import Query, Searcher\n"
         "result = Searcher().search(Query(text='bird', top_k=5))\n"
         "print(json.dumps({'mode': result.mode, 'notes': result.notes,"
         " 'videos': [h.video_id for h in result.hits],"

@@ -1,4 +1,4 @@
-"""Which model space answers (``spaces.active_space``), on real SQLite and PostgreSQL catalogs.
+"""Which model space answers (``spaces.active.active_space``), on real SQLite and PostgreSQL catalogs.
 
 Rows only, no models: the rule is pure SQL over ``video_spaces``. The end-to-end switches
 (real decode, DASR, random tiny CLIP) are in test_reindex_spaces.py.
@@ -15,7 +15,7 @@ from video_inst.catalog.models import ModelSpace, Video, VideoSpace
 from video_inst.config import Settings
 from video_inst.errors import ModelSpaceMismatchError
 from video_inst.models.loading import load_space_model
-from video_inst.spaces import active_space, configured_space_name
+from video_inst.spaces.active import active_space, configured_space_name
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from video_inst.tracks import LinkParams, TrackLinker, grown_iou
+from video_inst.tracks.linker import LinkParams, TrackLinker, grown_iou
 
 
 def _unit(v: list[float]) -> np.ndarray:

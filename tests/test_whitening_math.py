@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from video_inst.whitening import Whitening, WhiteningError, fit_whitening
+from video_inst.spaces.whitening import Whitening, WhiteningError, fit_whitening
 
 
 def _anisotropic(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,7 +86,7 @@ def test_too_few_vectors_bad_dim_and_bad_blob_are_clear_errors() -> None:
 
 
 def test_ledoit_wolf_shrinkage_follows_the_sample_size_and_matches_a_reference() -> None:
-    from video_inst.whitening import ledoit_wolf_shrinkage
+    from video_inst.spaces.whitening import ledoit_wolf_shrinkage
 
     rng = np.random.default_rng(6)
     stds = np.geomspace(10.0, 0.1, 64)

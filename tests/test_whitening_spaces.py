@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from video_inst.analyse import build_analyser
+from video_inst.analysis.analyser import build_analyser
 from video_inst.catalog.db import get_catalog
 from video_inst.catalog.models import Keyframe, ModelSpace, Track, Vector, Video, VideoSpace
 from video_inst.config import Settings
-from video_inst.ingest import delete_video, ingest_path
-from video_inst.search import Query, Searcher
+from video_inst.ingest.pipeline import delete_video, ingest_path
+from video_inst.search.searcher import Query, Searcher
+from video_inst.spaces.whitened import fit_whitened_space, whitening_of
+from video_inst.spaces.whitening import WhiteningError
 from video_inst.vectors.codec import decode
-from video_inst.whitened_spaces import fit_whitened_space, whitening_of
-from video_inst.whitening import WhiteningError
 
 CLIPS = ("realshort.mp4", "sintel_snow.mp4", "stream-of-water.mp4")
 DIM = 16
@@ -333,7 +333,7 @@ def test_spaces_list_shows_whitened_copies_and_dropping_the_base_drops_them(sett
 def test_the_whitened_choice_is_cached_until_the_catalog_changes(
     settings: Settings, dasr, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import video_inst.whitened_spaces as ws
+    import video_inst.spaces.whitened as ws
 
     first = fit(settings, dasr)
     base = base_name(dasr)

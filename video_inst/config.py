@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     clip_weights: Path | None = Field(None, description="Path to an open_clip checkpoint or HF model dir.")
     allow_download: bool = Field(False, description="Download weights where a network exists.")
     analysis_batch: int = 8
+    analysis_workers: int = Field(
+        0,
+        ge=0,
+        description="Keyframe batches analysed at once, each in its own thread (0 = auto: one per CPU "
+        "core, at most 4, with one torch thread each; 1 on a GPU). Celery workers with -c N on C cores: "
+        "C // N.",
+    )
 
     # --- index / search ------------------------------------------------------
     exact_index_max: int = Field(200_000, description="Above this many vectors use an approximate index.")

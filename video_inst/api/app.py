@@ -53,7 +53,7 @@ def warm_up(settings: Settings) -> None:
     """
     import numpy as np
 
-    from video_inst.search import Query, search, shared_searcher
+    from video_inst.search.searcher import Query, search, shared_searcher
 
     for query in (Query(image=np.zeros((64, 64, 3), dtype=np.uint8), top_k=1), Query(text="bird", top_k=1)):
         try:
@@ -80,12 +80,12 @@ def warm_up(settings: Settings) -> None:
 
 
 def use_label_postings(settings: Settings) -> None:
-    """Rank label queries in memory in this long-running process (video_inst/label_postings.py).
+    """Rank label queries in memory in this long-running process (video_inst/search/label_postings.py).
 
     The first label search starts the build in a background thread; SQL answers until it is done.
     """
-    from video_inst.label_postings import PostingsCache
-    from video_inst.search import shared_searcher
+    from video_inst.search.label_postings import PostingsCache
+    from video_inst.search.searcher import shared_searcher
 
     searcher = shared_searcher(settings)
     if searcher.label_postings is None:

@@ -81,7 +81,7 @@ class IngestRunner:
         upload: bool = False,
     ) -> dict[str, Any]:
         """Check the path (media roots, a regular file), create the job, hand it on; returns the job JSON."""
-        from video_inst.ingest import validate_path
+        from video_inst.ingest.pipeline import validate_path
         from video_inst.jobs import state
 
         settings = self.upload_settings if upload else self.settings

@@ -68,7 +68,7 @@ class SearchRequest(BaseModel):
     def to_query(
         self, *, image: np.ndarray | None, box: Any, settings: Settings, exemplars: list[Any] | None = None
     ) -> Any:
-        from video_inst.search import Query
+        from video_inst.search.searcher import Query
 
         return Query(
             exemplars=list(exemplars or []),

@@ -154,7 +154,7 @@ class Track(Base):
 
     Tracks come from DASR regions, so they belong to the DASR model space that made them
     (``space_id``): after a backbone switch the old and the new tracks of a video coexist
-    until the old space is dropped, and readers show one space at a time (``spaces.py``).
+    until the old space is dropped, and readers show one space at a time (``spaces/active.py``).
     """
 
     __tablename__ = "tracks"

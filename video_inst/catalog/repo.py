@@ -169,7 +169,7 @@ def delete_video(session: Session, *, video_id: int) -> None:
 
 
 def counts(session: Session, *, video_id: int, tracks: Any = None) -> dict[str, int]:
-    """Rows of a video; ``tracks`` filters the tracks counted (``spaces.active_tracks``: one DASR space)."""
+    """Rows of a video; ``tracks`` filters the tracks counted (``spaces.active.active_tracks``: one space)."""
 
     def n(model, col, *extra) -> int:  # type: ignore[no-untyped-def]
         query = select(func.count()).select_from(model).where(col == video_id, *extra)

@@ -98,7 +98,7 @@ def ingest(
     callback_url: str | None,
 ) -> None:
     """Ingest video files in this process and wait (or queue them with --async)."""
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
 
     if run_async:
         from video_inst.jobs import enqueue_ingest
@@ -217,7 +217,7 @@ def shots(video: str, as_json: bool) -> None:
 @click.argument("video")
 def delete(video: str) -> None:
     """Delete VIDEO with its shots, tracks, vectors and thumbnails."""
-    from video_inst.ingest import delete_video
+    from video_inst.ingest.pipeline import delete_video
 
     try:
         video_id = delete_video(video)
@@ -269,7 +269,7 @@ def run_search(**options: Any) -> Any:
 def search_query(**options: Any) -> tuple[Any, Any]:
     """(the Query of these CLI options, its result)."""
     from video_inst.media.images import load_image, parse_box
-    from video_inst.search import Query, search
+    from video_inst.search.searcher import Query, search
 
     image = load_image(Path(options["image"])) if options.get("image") else None
     exemplars = []
@@ -330,8 +330,8 @@ def search_command(as_json: bool, server: str | None, save: str | None, **option
     server = server or settings.server_url
     try:
         if save:
-            from video_inst.saved_searches import save_search
-            from video_inst.search import shared_searcher
+            from video_inst.search.saved import save_search
+            from video_inst.search.searcher import shared_searcher
 
             query, _ = search_query(**options)
             saved, result = save_search(query, save, searcher=shared_searcher(settings))
@@ -361,7 +361,7 @@ def saved() -> None:
 @saved.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def saved_list(as_json: bool) -> None:
-    from video_inst.saved_searches import list_saved
+    from video_inst.search.saved import list_saved
 
     rows = list_saved()
     if as_json:
@@ -377,7 +377,7 @@ def saved_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def saved_run(ref: str, top_k: int | None, as_json: bool) -> None:
     """Run saved search REF (id or name) over the catalog."""
-    from video_inst.saved_searches import run_saved
+    from video_inst.search.saved import run_saved
 
     try:
         result = run_saved(ref, **({"top_k": top_k} if top_k else {}))
@@ -394,7 +394,7 @@ def saved_run(ref: str, top_k: int | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def saved_matches(ref: str, as_json: bool) -> None:
     """Newly ingested videos in which saved search REF found its object."""
-    from video_inst.saved_searches import matches_of
+    from video_inst.search.saved import matches_of
 
     try:
         rows = matches_of(ref)
@@ -410,7 +410,7 @@ def saved_matches(ref: str, as_json: bool) -> None:
 @saved.command("delete")
 @click.argument("ref")
 def saved_delete(ref: str) -> None:
-    from video_inst.saved_searches import delete_saved
+    from video_inst.search.saved import delete_saved
 
     try:
         click.echo(f"deleted saved search {delete_saved(ref)}")
@@ -481,7 +481,7 @@ def _index_report(repair: bool) -> tuple[list[dict[str, Any]], Any]:
 
     from video_inst.catalog.db import get_catalog
     from video_inst.catalog.models import ModelSpace
-    from video_inst.orphans import find_orphans
+    from video_inst.ingest.orphans import find_orphans
     from video_inst.vectors.store import get_index_store
 
     settings = get_settings()
@@ -524,8 +524,8 @@ def _check_one(store: Any, space_id: int, kind: str) -> dict[str, Any]:
 @click.command()
 def demo() -> None:
     """Render a sample clip, ingest it, show its shots and run a crop search (no media, no network)."""
-    from video_inst.demo import render_query, render_sample
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
+    from video_inst.media.demo import render_query, render_sample
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -564,7 +564,7 @@ def demo() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reindex(space: str, as_json: bool) -> None:
     """Fill the configured model's space for every ingested video (resumable; old space answers meanwhile)."""
-    from video_inst.reindex import reindex_clip, reindex_dasr
+    from video_inst.ingest.reindex import reindex_clip, reindex_dasr
 
     bar = Counter(f"reindex {space}", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:
@@ -602,7 +602,7 @@ def spaces() -> None:
 def spaces_list(as_json: bool) -> None:
     """Every model space with its coverage; `active` marks the one searches use."""
     from video_inst.catalog.db import get_catalog
-    from video_inst.spaces import FAMILIES, active_space, coverage
+    from video_inst.spaces.active import FAMILIES, active_space, coverage
 
     settings = get_settings()
     rows = []
@@ -640,7 +640,7 @@ def _derived_rows(session: Any, base: Any, total: int) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
     from video_inst.catalog.models import VideoSpace
-    from video_inst.whitened_spaces import derived_spaces
+    from video_inst.spaces.whitened import derived_spaces
 
     out = []
     for space in derived_spaces(session, base.name):
@@ -668,7 +668,7 @@ def _derived_rows(session: Any, base: Any, total: int) -> list[dict[str, Any]]:
 @click.option("--force", is_flag=True, help="Drop it even while it answers searches.")
 def spaces_drop(name: str, force: bool) -> None:
     """Remove model space NAME: its vectors, indexes and (DASR) tracks. Only ever on request."""
-    from video_inst.reindex import drop_space
+    from video_inst.ingest.reindex import drop_space
 
     try:
         removed = drop_space(name, force=force)

@@ -1,7 +1,7 @@
 """``video-inst fit-whitening``: fit a PCA-whitening of the DASR space and fill its derived space.
 
 Registered on the ``video-inst`` group by ``video_inst.cli.app``. The work is
-``video_inst.whitened_spaces.fit_whitened_space``; see docs/VECTORS.md for when it helps.
+``video_inst.spaces.whitened.fit_whitened_space``; see docs/VECTORS.md for when it helps.
 
 Example::
 
@@ -16,7 +16,7 @@ import click
 
 from video_inst.cli.output import Counter, emit, fail, video_ids
 from video_inst.errors import VideoInstError
-from video_inst.whitening import WhiteningError
+from video_inst.spaces.whitening import WhiteningError
 
 
 @click.command("fit-whitening")
@@ -44,7 +44,7 @@ def fit_whitening_command(
     as_json: bool,
 ) -> None:
     """Fit PCA-whitening on stored DASR vectors; write the whitened copy of every vector (resumable)."""
-    from video_inst.whitened_spaces import fit_whitened_space
+    from video_inst.spaces.whitened import fit_whitened_space
 
     bar = Counter("whiten", sys.stderr.isatty() and not as_json, unit="video", leave=True)
     try:

@@ -28,7 +28,7 @@ from typing import Any
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.config import Settings, get_settings
 from video_inst.errors import MissingFileError, OutsideMediaRootsError, TransientError, VideoInstError
-from video_inst.ingest import file_kind
+from video_inst.ingest.pipeline import file_kind
 from video_inst.jobs import pipeline, state
 from video_inst.jobs.results import report_of
 
@@ -167,7 +167,7 @@ def run_archive(
     Re-running after an interruption resumes the unfinished archive job of the same root
     and pattern. ``sender``: the Celery app to queue with (default: a client app).
     """
-    from video_inst.ingest import check_media_root, find_existing
+    from video_inst.ingest.pipeline import check_media_root, find_existing
     from video_inst.jobs.callback import notify as send_callback
     from video_inst.jobs.enqueue import send_ingest
     from video_inst.media.hashing import content_hash

@@ -65,7 +65,7 @@ def enqueue_ingest(
 
     Every path is checked against the media roots first, so a refused path queues nothing.
     """
-    from video_inst.ingest import check_media_root
+    from video_inst.ingest.pipeline import check_media_root
 
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)

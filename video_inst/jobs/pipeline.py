@@ -5,7 +5,7 @@ done, plan shots, stage the plan and cut it into chunks of whole shots.
 ``run_chunk`` (queue ``analyse``, or ``ingest`` without analysis): decode, thumbnail
 and analyse one chunk's keyframes, stage the result.
 ``finish_ingest`` (queue ``index``): every chunk of the video in ONE transaction
-(``ingest.commit_video`` replaces the video's outputs) and the FAISS sync.
+(``ingest.pipeline.commit_video`` replaces the video's outputs) and the FAISS sync.
 
 Each step can run twice (a re-delivered task) without harm: staged files are reused,
 the commit replaces rather than adds, and a job that has ended stays ended. Errors
@@ -35,7 +35,7 @@ from video_inst.catalog.db import Catalog
 from video_inst.catalog.locks import content_lock
 from video_inst.config import Settings
 from video_inst.errors import VideoInstError
-from video_inst.ingest import chunk_shots  # noqa: F401 - re-exported: one chunking rule, in ingest
+from video_inst.ingest.pipeline import chunk_shots  # noqa: F401 - re-exported: one chunking rule, in ingest
 from video_inst.jobs import staging, state
 from video_inst.jobs.results import result_of
 
@@ -143,8 +143,8 @@ def _after_end(catalog: Catalog, job_id: str) -> list[str]:
 def fail_ingest(
     job_id: str, error: str, *, settings: Settings, catalog: Catalog, path: str | Path | None = None
 ) -> Finished:
-    """Fail the job with the reason; the video row records it too (``ingest.fail_video``)."""
-    from video_inst.ingest import fail_video
+    """Fail the job with the reason; the video row records it too (``ingest.pipeline.fail_video``)."""
+    from video_inst.ingest.pipeline import fail_video
 
     video_id = None
     if path is not None:
@@ -175,8 +175,8 @@ def start_ingest(
     callback_url: str | None = None,
     task_id: str | None = None,
 ) -> Started:
-    """``ingest.identify`` + ``ingest.begin_ingest``; stage the plan. Raises (the caller retries or fails)."""
-    from video_inst.ingest import begin_ingest, identify
+    """``ingest.pipeline``'s identify + begin_ingest; stage the plan. Raises (the caller retries or fails)."""
+    from video_inst.ingest.pipeline import begin_ingest, identify
 
     job = state.ensure_job(catalog, job_id=job_id, kind="ingest", path=str(path), callback_url=callback_url)
     if job["status"] in state.TERMINAL:  # a re-delivered task of a job that has ended
@@ -234,7 +234,7 @@ def run_chunk(
     analyse: bool = True,
 ) -> dict[str, Any]:
     """Analyse one chunk and stage it; a chunk staged before (re-delivery) is reused."""
-    from video_inst.ingest import analyse_shots
+    from video_inst.ingest.pipeline import analyse_shots
 
     out = staging.chunk_path(settings, job_id, index)
     job = state.get_job(catalog, job_id)
@@ -285,7 +285,7 @@ def finish_ingest(
     job_id: str, chunk_results: Sequence[dict[str, Any] | None], *, settings: Settings, catalog: Catalog
 ) -> Finished:
     """Commit every chunk of the video in one transaction, or fail the job with a chunk's error."""
-    from video_inst.ingest import commit_video, skip_if_done
+    from video_inst.ingest.pipeline import commit_video, skip_if_done
 
     job = state.require_job(catalog, job_id)
     if job["status"] in state.TERMINAL:

@@ -1,7 +1,7 @@
 """Files that carry a video's plan and chunk results from one task to the next.
 
 ``$VIDEO_INST_HOME/staging/<job_id>/plan.json`` and ``chunk-0003.json``: the plain data of
-``video_inst.ingest_data`` as JSON (arrays as base64 of their bytes), written atomically
+``video_inst.analysis.data`` as JSON (arrays as base64 of their bytes), written atomically
 (temporary file + ``os.replace``), so a task killed half-way leaves nothing half-written
 and a re-delivered task finds either nothing or a complete file it can reuse. The commit
 task reads them and removes the folder. Workers on several machines must share this
@@ -21,9 +21,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from video_inst.analysis.data import ChunkResult, PlannedVideo, from_json, to_json
 from video_inst.config import Settings
 from video_inst.errors import TransientError
-from video_inst.ingest_data import ChunkResult, PlannedVideo, from_json, to_json
 
 
 def staging_root(settings: Settings) -> Path:

@@ -161,7 +161,7 @@ def thumbnail(
         video = get_video(s, video_id)
         s.expunge(keyframe)
         s.expunge(video)
-    from video_inst.ingest import thumbnail_relpath
+    from video_inst.ingest.pipeline import thumbnail_relpath
     from video_inst.media.decode import write_thumbnail
 
     relative = keyframe.thumbnail or thumbnail_relpath(video.content_hash or "", int(keyframe.pts))

@@ -53,7 +53,7 @@ async def create_saved_search(
     state: ApiState = Depends(get_state),
 ) -> JSONResponse:
     from video_inst.api.routes.search import query_of_body
-    from video_inst.saved_searches import save_search
+    from video_inst.search.saved import save_search
 
     body = await read_search_body(request)
 
@@ -69,7 +69,7 @@ async def create_saved_search(
 
 @router.get("/saved-searches", summary="Every saved search")
 def list_saved_searches(state: ApiState = Depends(get_state)) -> list[dict[str, Any]]:
-    from video_inst.saved_searches import list_saved
+    from video_inst.search.saved import list_saved
 
     return list_saved(state.catalog)
 
@@ -87,7 +87,7 @@ async def run_saved_search(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     state: ApiState = Depends(get_state),
 ) -> JSONResponse:
-    from video_inst.saved_searches import run_saved
+    from video_inst.search.saved import run_saved
 
     overrides: dict[str, Any] = {"offset": offset}
     if top_k is not None:
@@ -104,7 +104,7 @@ async def run_saved_search(
     summary="Newly ingested videos in which this saved search found its object, with the hits",
 )
 def saved_search_matches(ref: Ref, state: ApiState = Depends(get_state)) -> list[dict[str, Any]]:
-    from video_inst.saved_searches import matches_of
+    from video_inst.search.saved import matches_of
 
     return matches_of(ref, state.catalog)
 
@@ -116,6 +116,6 @@ def saved_search_matches(ref: Ref, state: ApiState = Depends(get_state)) -> list
     summary="Forget a saved search and its matches",
 )
 def delete_saved_search(ref: Ref, state: ApiState = Depends(get_state)) -> dict[str, int]:
-    from video_inst.saved_searches import delete_saved
+    from video_inst.search.saved import delete_saved
 
     return {"deleted": delete_saved(ref, state.catalog)}

@@ -2,7 +2,7 @@
 
 The body is read here rather than by FastAPI because the same endpoint takes JSON and
 multipart; both are validated by ``schemas.SearchRequest``. The search itself (model,
-FAISS, SQL) runs in the threadpool through ``video_inst.search.search``, whose shared
+FAISS, SQL) runs in the threadpool through ``video_inst.search.searcher.search``, whose shared
 ``Searcher`` loads the models once per process.
 
 Example::
@@ -147,7 +147,7 @@ def query_of_body(body: SearchBody, state: ApiState) -> Any:
 
 def run_query(body: SearchBody, state: ApiState) -> Any:
     """Build the Query and search (blocking: call in the threadpool)."""
-    from video_inst.search import search
+    from video_inst.search.searcher import search
 
     return search(query_of_body(body, state), settings=state.settings)
 
@@ -176,7 +176,7 @@ async def search_endpoint(request: Request, state: ApiState = Depends(get_state)
 def prepare_image(data: bytes, name: str | None, state: ApiState) -> PreparedImageOut:
     """Decode the image and compute its feature map into the searcher's cache (blocking)."""
     from video_inst.media.images import load_image
-    from video_inst.search import shared_searcher
+    from video_inst.search.searcher import shared_searcher
 
     image = load_image(data, name=name)
     space, status = shared_searcher(state.settings).prepare_image(image)

@@ -32,7 +32,7 @@ from video_inst.catalog import repo
 from video_inst.catalog.models import Keyframe, Shot, Track, TrackBox, Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import NotFoundError
-from video_inst.spaces import active_tracks
+from video_inst.spaces.active import active_tracks
 
 router = APIRouter(tags=["catalog"])
 
@@ -76,7 +76,7 @@ def read_video(video_id: VideoId, request: Request, state: ApiState = Depends(ge
 )
 def delete_video(video_id: VideoId, state: ApiState = Depends(get_state)) -> dict[str, int]:
     """Delete the video with its shots, tracks, vectors and thumbnails (the media file stays)."""
-    from video_inst.ingest import delete_video as delete
+    from video_inst.ingest.pipeline import delete_video as delete
 
     with state.catalog.session() as s:
         get_video(s, video_id)

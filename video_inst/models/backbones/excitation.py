@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -91,25 +92,58 @@ def excitation_conv2d(conv: nn.Conv2d, x: torch.Tensor, eps: float = DEFAULT_EPS
     )
 
 
+# Which convolutions follow the rule is per thread: several analysis threads may run one shared
+# backbone at once (docs/INGEST.md), each inside its own ``excitation_rule``, while a search
+# thread runs plain forwards of the same model. The instance ``forward`` is installed while
+# any thread needs it (counted under ``_LOCK``) and looks up the calling thread's setting.
+_LOCK = threading.Lock()
+_USERS: dict[int, int] = {}  # id(conv) -> excitation_rule blocks (any thread) that hold it
+_THREAD = threading.local()  # .eps: dict[id(conv), eps] of this thread's open blocks
+
+
+def _forward_for(conv: nn.Conv2d):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        eps = getattr(_THREAD, "eps", {}).get(id(conv))
+        if eps is None:  # another thread's rule: this thread runs the plain convolution
+            return type(conv).forward(conv, x)
+        return excitation_conv2d(conv, x, eps)
+
+    return forward
+
+
 @contextmanager
 def excitation_rule(module: nn.Module, eps: float = DEFAULT_EPS) -> Iterator[int]:
     """Make every ``nn.Conv2d`` under ``module`` use the excitation rule for forwards run inside.
 
     Yields how many convolutions were switched (never 0: a module without any raises,
     since the pass would silently be a plain gradient). The graph recorded inside keeps
-    the rule after the block exits, so back-propagate whenever convenient.
+    the rule after the block exits, so back-propagate whenever convenient. Thread-safe:
+    the rule applies to the forwards of the calling thread only.
     """
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError(f"no nn.Conv2d under {type(module).__name__}: the excitation rule would never run")
-
-    def _patched(conv: nn.Conv2d):
-        return lambda x: excitation_conv2d(conv, x, eps)
-
-    try:
+    mine = _THREAD.__dict__.setdefault("eps", {})
+    before = {id(c): mine.get(id(c)) for c in convs}
+    with _LOCK:
         for conv in convs:
-            conv.forward = _patched(conv)  # instance attribute shadows the class method
+            if _USERS.get(id(conv), 0) == 0:
+                conv.forward = _forward_for(conv)  # instance attribute shadows the class method
+            _USERS[id(conv)] = _USERS.get(id(conv), 0) + 1
+    mine.update({id(c): eps for c in convs})
+    try:
         yield len(convs)
     finally:
-        for conv in convs:
-            conv.__dict__.pop("forward", None)
+        for key, value in before.items():
+            if value is None:
+                mine.pop(key, None)
+            else:
+                mine[key] = value
+        with _LOCK:
+            for conv in convs:
+                left = _USERS.get(id(conv), 1) - 1
+                if left <= 0:
+                    _USERS.pop(id(conv), None)
+                    conv.__dict__.pop("forward", None)
+                else:
+                    _USERS[id(conv)] = left

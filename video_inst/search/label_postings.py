@@ -5,7 +5,7 @@ SQL's GROUP BY over them takes 0.3-0.6 s (docs/API.md); the same sum over numpy 
 gather, one ``bincount`` and one ``argpartition``. A long-running process (``video-inst
 serve``) builds the postings once per DASR space in a background thread and keeps using
 them while the catalog's fingerprint is unchanged; until then, and in one-shot processes
-(the CLI), ``search._by_labels`` ranks in SQL. Both give the same ranking: the score is
+(the CLI), ``search.searcher._by_labels`` ranks in SQL. Both give the same ranking: the score is
 ``sum(weight(label) * prob)`` per track, rounded to ``RANK_DECIMALS`` decimals, best first,
 ties broken by track id (tests/test_search_labels.py compares the two on SQLite and
 PostgreSQL). The rounding is what makes them agree: float sums of the same terms in another
@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from video_inst.catalog.models import Label, Track
-from video_inst.spaces import COVERAGE_FINGERPRINT, track_filter
+from video_inst.spaces.active import COVERAGE_FINGERPRINT, track_filter
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""Analysis of decoded keyframes: DASR regions + labels, CLIP vectors, tracks, and their storage.
+"""Analysis of decoded keyframes: DASR regions + labels, CLIP vectors, tracks; no SQL.
 
 ``VideoAnalysis`` is fed keyframes in time order (as ``decode_keyframes`` yields them),
-runs the models in batches, links regions into tracks shot by shot, and writes
-everything inside the caller's transaction. Models load once per process
+runs the models in batches and links regions into tracks shot by shot;
+:func:`analysis_data` hands the result on as plain data, which
+:mod:`video_inst.ingest.store` writes in the caller's transaction. Models load once per process
 (``get_analyser``); missing CLIP weights leave DASR and labels working and are
 recorded per video.
 
@@ -13,8 +14,9 @@ Example::
         analysis.add(keyframe, rgb)
     analysis.finish()
     with catalog.session() as s:
-        store_analyses(s, [analysis], video=video, keyframe_rows=rows)
-    for space_id, kind in sorted(analysis.spaces):
+        data = [analysis_data(analysis)]
+        _, spaces = store_analysis_data(s, data, video=video, keyframe_rows=rows, settings=settings)
+    for space_id, kind in sorted(spaces):
         get_index_store(settings).sync(space_id, kind)
 """
 
@@ -22,19 +24,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from video_inst.analysis.data import AnalysisData, SpaceRef, TrackData
 from video_inst.config import Settings
-from video_inst.ingest_data import AnalysisData, SpaceRef, TrackData
 from video_inst.media.types import Keyframe, Shot, ShotPlan, VideoInfo
 from video_inst.models.loading import load_clip, load_dasr, models_loaded, shared_clip, shared_dasr
-from video_inst.spaces import clip_space_name
-from video_inst.tracks import LinkParams, TrackDraft, TrackLinker
+from video_inst.spaces.active import clip_space_name
+from video_inst.tracks.linker import LinkParams, TrackDraft, TrackLinker
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +107,51 @@ def get_analyser(settings: Settings) -> Analyser:
     return Analyser(settings=settings, dasr=dasr, clip=clip, clip_missing_reason=reason)
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The process's analysis threads (one pool per size, kept across videos like the models)."""
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="video-inst-analysis")
+        return _POOLS[workers]
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def analysis_workers(settings: Settings, device_type: str) -> int:
+    """How many keyframe batches run the models at once (``Settings.analysis_workers``; 0 = auto).
+
+    Why: on the CPU, one torch thread per batch and one batch per core beats every core on one
+    batch: DASR's many small top-down passes parallelise poorly inside an op, and OpenMP threads
+    spin-wait on a shared machine (docs/INGEST.md, ``scripts/bench_analysis_workers.py``).
+    Results are the same: each batch is computed alone, in the same batches as before. Auto:
+    one per core (at most 4) on the CPU, one on a GPU (its queue serialises them anyway).
+    """
+    if settings.analysis_workers > 0:
+        return settings.analysis_workers
+    return 1 if device_type != "cpu" else min(4, cpu_cores())
+
+
+def _fit_torch_threads(workers: int) -> None:
+    """Give each analysis worker ``cores // workers`` torch threads (process-wide, lowered only)."""
+    if workers <= 1:
+        return
+    import torch
+
+    share = max(1, cpu_cores() // workers)
+    if torch.get_num_threads() > share:
+        log.info("analysis: %d workers, torch threads %d -> %d", workers, torch.get_num_threads(), share)
+        torch.set_num_threads(share)
+
+
 @dataclass
 class FinishedTrack:
     """A linked track with what storage needs; keyframes referenced by PTS until rows exist."""
@@ -134,6 +184,11 @@ class VideoAnalysis:
         self.analyser = analyser
         self.plan = plan
         self.batch = max(1, analyser.settings.analysis_batch)
+        device = getattr(getattr(analyser.dasr, "device", None), "type", "cpu")
+        self.workers = analysis_workers(analyser.settings, device)
+        _fit_torch_threads(self.workers)
+        # Batches whose models run in the pool, oldest first; linked in time order as they finish.
+        self._inflight: deque[tuple[list[tuple[Keyframe, np.ndarray]], Future]] = deque()
         self.warnings: list[str] = []
         if analyser.clip is None and analyser.clip_missing_reason:
             self.warnings.append(
@@ -167,16 +222,35 @@ class VideoAnalysis:
 
     def finish(self) -> None:
         self._run_batch()
+        while self._inflight:
+            self._link_oldest()
         self._close_shot()
 
     def _run_batch(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        if self.workers <= 1:
+            self._link_batch(batch, self._run_models(batch))
+            return
+        self._inflight.append((batch, _pool(self.workers).submit(self._run_models, batch)))
+        while len(self._inflight) > self.workers:  # keep every worker busy, hold few pictures
+            self._link_oldest()
+
+    def _link_oldest(self) -> None:
+        batch, future = self._inflight.popleft()
+        self._link_batch(batch, future.result())
+
+    def _run_models(self, batch: list[tuple[Keyframe, np.ndarray]]) -> tuple[list[Any], list[Any] | None]:
+        """DASR regions (and CLIP frame vectors) of one batch; safe to run in several threads."""
         frames = [rgb for _, rgb in batch]
         regions = self.analyser.dasr.extract(frames)
-        if self.analyser.clip is not None:
-            vectors = self.analyser.clip.embed_images(frames)
+        vectors = self.analyser.clip.embed_images(frames) if self.analyser.clip is not None else None
+        return regions, vectors
+
+    def _link_batch(self, batch: list[tuple[Keyframe, np.ndarray]], result: tuple[list[Any], Any]) -> None:
+        regions, vectors = result
+        if vectors is not None:
             for (keyframe, _), vector in zip(batch, vectors):
                 self.frame_vectors[keyframe.pts] = vector
         for (keyframe, rgb), frame_regions in zip(batch, regions):
@@ -219,7 +293,7 @@ class VideoAnalysis:
         for local, track_no in enumerate(assigned):
             draft = tracks[track_no]
             if self.analyser.clip is not None and draft.best == len(draft.scores) - 1:
-                self._crops[id(draft)] = _crop(rgb, regions.boxes[int(rows[local])])
+                self._crops[id(draft)] = crop_region(rgb, regions.boxes[int(rows[local])])
 
     def _close_shot(self) -> None:
         if self._shot_index is None or self._linker is None:
@@ -276,7 +350,7 @@ class VideoAnalysis:
 
     @property
     def spaces(self) -> set[tuple[int, str]]:
-        """(space id, kind) pairs written by ``store_analyses``: the indexes to sync."""
+        """(space id, kind) pairs written by ``ingest.store.store_analyses``: the indexes to sync."""
         return set(self._spaces)
 
 
@@ -439,27 +513,7 @@ def analysis_data(analysis: VideoAnalysis) -> AnalysisData:
     return data
 
 
-def store_analyses(
-    session: Any, analyses: Sequence[VideoAnalysis], *, video: Any, keyframe_rows: dict[int, Any]
-) -> int:
-    """Write tracks, boxes, labels and vectors of a video's analysed chunks in the caller's transaction."""
-    from video_inst.analysis_store import store_analysis_data
-
-    if not analyses:
-        return 0
-    tracks, spaces = store_analysis_data(
-        session,
-        [analysis_data(a) for a in analyses],
-        video=video,
-        keyframe_rows=keyframe_rows,
-        settings=analyses[0].analyser.settings,
-    )
-    for a in analyses:
-        a._spaces = sorted(spaces)
-    return tracks
-
-
-def _crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:
+def crop_region(rgb: np.ndarray, box: np.ndarray, margin: float = 0.1) -> np.ndarray:
     """The region with a little context, downscaled so a shot's kept crops stay small."""
     from PIL import Image
 

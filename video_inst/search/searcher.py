@@ -8,13 +8,13 @@ Modes:
 - ``labels``: text answered from ImageNet labels when no CLIP vectors exist.
 - ``image+text``: reciprocal-rank fusion of the image and the text rankings.
 
-Each family answers from one model space, chosen by ``spaces.active_space`` (the configured
+Each family answers from one model space, chosen by ``spaces.active.active_space`` (the configured
 model's space once it covers every video, an older complete one while a re-index runs);
 tracks of other DASR spaces never appear, and ``SearchResult.spaces`` names the spaces used.
 
 Example::
 
-    from video_inst.search import Query, search
+    from video_inst.search.searcher import Query, search
     result = search(Query(image=rgb, box=(10, 20, 200, 180), top_k=10))
     for hit in result.hits:
         print(hit.video_id, hit.shot.index, hit.score)
@@ -37,8 +37,8 @@ from video_inst.catalog.rows import video_ref
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError, VideoInstError
 from video_inst.hits import Hit, ShotRef
-from video_inst.label_postings import RANK_DECIMALS, PostingsCache
-from video_inst.spaces import SpaceChoice, active_space, track_filter
+from video_inst.search.label_postings import RANK_DECIMALS, PostingsCache
+from video_inst.spaces.active import SpaceChoice, active_space, track_filter
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 SCORE_DECIMALS = 6
@@ -195,7 +195,7 @@ class Searcher:
         # The label matcher's lazy load: the API searches from a thread pool, and two first
         # requests must not each load it (the models' own cache is models.loading's).
         self._load_lock = threading.Lock()
-        # In-memory label ranking (video_inst/label_postings.py): the API sets it, the CLI ranks in SQL.
+        # In-memory label ranking (search/label_postings.py): the API sets it, the CLI ranks in SQL.
         self.label_postings: PostingsCache | None = None
 
     # --- lazily loaded parts ---------------------------------------------------------
@@ -317,7 +317,7 @@ class Searcher:
             return []
         space_id = space.space_id
         if space.family == "dasr" and self.settings.dasr_whitening != "off":
-            from video_inst.whitened_spaces import route_query
+            from video_inst.spaces.whitened import route_query
 
             base = session.get(ModelSpace, space.space_id)
             routed, vector = route_query(session, base, vector, self.settings.dasr_whitening)

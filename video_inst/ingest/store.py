@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from video_inst.analysis.data import AnalysisData, TrackData
 from video_inst.catalog import repo
 from video_inst.config import Settings
-from video_inst.ingest_data import AnalysisData, TrackData
 
 
 def store_analysis_data(
@@ -34,8 +34,8 @@ def store_analysis_data(
 ) -> tuple[int, set[tuple[int, str]]]:
     """(tracks stored, the (space id, kind) indexes to sync after the commit)."""
     from video_inst.catalog.models import Label, Track, TrackBox
+    from video_inst.spaces.whitened import add_whitened_vectors
     from video_inst.vectors.store import get_index_store
-    from video_inst.whitened_spaces import add_whitened_vectors
 
     if not analyses:
         return 0, set()
@@ -145,3 +145,23 @@ def store_analysis_data(
                 note=first.clip_missing_reason,
             )
     return len(track_rows), spaces
+
+
+def store_analyses(
+    session: Any, analyses: Sequence[Any], *, video: Any, keyframe_rows: dict[int, Any]
+) -> int:
+    """Write live ``VideoAnalysis`` chunks (re-indexing runs them in process) in the caller's transaction."""
+    from video_inst.analysis.analyser import analysis_data
+
+    if not analyses:
+        return 0
+    tracks, spaces = store_analysis_data(
+        session,
+        [analysis_data(a) for a in analyses],
+        video=video,
+        keyframe_rows=keyframe_rows,
+        settings=analyses[0].analyser.settings,
+    )
+    for a in analyses:
+        a._spaces = sorted(spaces)
+    return tracks

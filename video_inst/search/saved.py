@@ -1,7 +1,7 @@
 """Saved searches: a query kept by name that answers again later and watches new footage.
 
 Saving runs the query once and keeps what it searched with: the DASR query vectors (crop,
-exemplars and relevance feedback already folded in, see ``search.Query``) with their model
+exemplars and relevance feedback already folded in, see ``search.searcher.Query``) with their model
 space, and the JSON fields (text, label, min_score, top_k). A saved crop query therefore
 answers without its images. After every committed ingest, :func:`watch_video` searches the
 new video with each watching saved search; hits at or above the search's threshold (default:
@@ -26,7 +26,7 @@ from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import SavedSearch, SavedSearchMatch
 from video_inst.config import Settings, get_settings
 from video_inst.errors import InvalidQueryError, NotFoundError, VideoInstError
-from video_inst.search import Query, Searcher, SearchResult, shared_searcher, weak_threshold
+from video_inst.search.searcher import Query, Searcher, SearchResult, shared_searcher, weak_threshold
 from video_inst.vectors.codec import decode_one, encode_one
 
 log = logging.getLogger(__name__)

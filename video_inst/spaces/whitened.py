@@ -33,9 +33,9 @@ from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.models import ModelSpace, Vector, Video, VideoSpace
 from video_inst.config import Settings, get_settings
-from video_inst.spaces import while_coverage_unchanged
+from video_inst.spaces.active import while_coverage_unchanged
+from video_inst.spaces.whitening import DEFAULT_SHRINKAGE, Whitening, WhiteningError, fit_whitening
 from video_inst.vectors.codec import decode, encode, l2n
-from video_inst.whitening import DEFAULT_SHRINKAGE, Whitening, WhiteningError, fit_whitening
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ Both run through :func:`run_space_job`: each video is prepared outside any trans
 written in its own transaction and recorded ``done`` in ``video_spaces`` (the progress rows),
 so an interrupted job resumes where it stopped; a ``jobs`` row (kind ``reindex``) carries the
 progress for the API. The old space stays complete and answers searches
-(``spaces.active_space``) until the new one covers every video; :func:`drop_space` then
+(``spaces.active.active_space``) until the new one covers every video; :func:`drop_space` then
 removes the old rows, only when asked. A whitened copy, derived from stored vectors, is
-filled by ``whitened_spaces.fill_whitened_space`` (the same one-transaction-per-video rule).
+filled by ``spaces.whitened.fill_whitened_space`` (the same one-transaction-per-video rule).
 
 Example::
 
@@ -247,7 +247,7 @@ def _stored_plan(session: Session, video_id: int) -> tuple[Video, Any]:
 
 def _analyse_video(video_id: int, analyser: Any, catalog: Catalog) -> Any:
     """Decode a video's stored keyframes again and run DASR (and CLIP) on them: a VideoAnalysis."""
-    from video_inst.analyse import VideoAnalysis
+    from video_inst.analysis.analyser import VideoAnalysis
     from video_inst.media.decode import decode_keyframes
 
     with catalog.session() as s:
@@ -282,7 +282,8 @@ def reindex_dasr(
     space until this one covers every video. ``clip`` (default: the configured one, when its
     weights are here) embeds the new tracks too, so text search keeps its track vectors.
     """
-    from video_inst.analyse import Analyser, store_analyses
+    from video_inst.analysis.analyser import Analyser
+    from video_inst.ingest.store import store_analyses
     from video_inst.models.loading import load_clip, load_dasr
 
     settings = settings or get_settings()
@@ -355,9 +356,9 @@ def drop_space(
     they are computed from its vectors and mean nothing without them. Returns counts of what
     was removed and the names of the copies.
     """
-    from video_inst.spaces import active_space
+    from video_inst.spaces.active import active_space
+    from video_inst.spaces.whitened import derived_spaces
     from video_inst.vectors.store import get_index_store
-    from video_inst.whitened_spaces import derived_spaces
 
     settings = settings or get_settings()
     catalog = catalog or get_catalog(settings)
@@ -407,7 +408,7 @@ def _embed_video(
     video_id: int, clip: Any, catalog: Catalog
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """CLIP vectors of one video: per keyframe id (whole frame) and per track id."""
-    from video_inst.analyse import _crop
+    from video_inst.analysis.analyser import crop_region
     from video_inst.media.decode import decode_keyframes
     from video_inst.media.types import Keyframe as KeyframeT
 
@@ -452,7 +453,7 @@ def _embed_video(
         batch.append((kf_id, rgb))
         for track_id, box in crops_needed.get(kf_id, []):
             crop_ids.append(track_id)
-            crops.append(_crop(rgb, np.asarray(box, dtype=np.float32)))
+            crops.append(crop_region(rgb, np.asarray(box, dtype=np.float32)))
         if len(batch) >= 16:
             flush()
     flush()

@@ -20,7 +20,7 @@ process ingesting the same content waits and then answers ``skipped``.
 
 Example::
 
-    from video_inst.ingest import ingest_path
+    from video_inst.ingest.pipeline import ingest_path
     result = ingest_path("clip.mp4")
     print(result.status, result.shots, result.keyframes)
 """
@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from video_inst.analysis.data import ChunkResult, PlannedVideo
 from video_inst.catalog import repo
 from video_inst.catalog.db import Catalog, get_catalog
 from video_inst.catalog.locks import content_lock
@@ -48,13 +49,12 @@ from video_inst.catalog.models import Keyframe as KeyframeRow
 from video_inst.catalog.models import Video
 from video_inst.config import Settings, get_settings
 from video_inst.errors import CatalogUnwritableError, MissingFileError, OutsideMediaRootsError, VideoInstError
-from video_inst.ingest_data import ChunkResult, PlannedVideo
+from video_inst.ingest.orphans import collect_thumbnails, writing_thumbnails
 from video_inst.media.decode import decode_keyframes, decode_keyframes_ahead, write_thumbnail
 from video_inst.media.hashing import content_hash
 from video_inst.media.probe import probe
 from video_inst.media.shots import ShotSettings, plan_shots
 from video_inst.media.types import Keyframe, ShotPlan
-from video_inst.orphans import collect_thumbnails, writing_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def skip_if_done(
     if status != "done" or video_id is None:
         return None
     with catalog.session() as s:
-        from video_inst.spaces import active_tracks
+        from video_inst.spaces.active import active_tracks
 
         c = repo.counts(s, video_id=video_id, tracks=active_tracks(s, settings))
     with writing_thumbnails(settings, digest):
@@ -313,14 +313,14 @@ def analyse_shots(
 ) -> ChunkResult:
     """Decode the keyframes of some shots (all by default), write thumbnails, run the models.
 
-    ``analyser`` (video_inst.analyse.Analyser) defaults to the process's shared one. The
+    ``analyser`` (video_inst.analysis.analyser.Analyser) defaults to the process's shared one. The
     result is plain data: no model or session travels with it.
     """
     wanted = set(range(len(planned.plan.shots))) if shot_indices is None else set(shot_indices)
     keyframes = [k for k in planned.plan.keyframes if k.shot_index in wanted]
     analysis = None
     if analyse:
-        from video_inst.analyse import VideoAnalysis, get_analyser
+        from video_inst.analysis.analyser import VideoAnalysis, get_analyser
 
         analysis = VideoAnalysis(analyser or get_analyser(settings), planned.plan)
     thumbs = settings.thumbnail_dir
@@ -339,7 +339,7 @@ def analyse_shots(
                 progress("keyframes", (n + 1) / total)
     if analysis is None:
         return ChunkResult(shot_indices=sorted(wanted), analysis=None)
-    from video_inst.analyse import analysis_data
+    from video_inst.analysis.analyser import analysis_data
 
     analysis.finish()
     return ChunkResult(
@@ -362,10 +362,10 @@ def plan_and_analyse(
     """``plan_video`` then ``analyse_shots`` of every shot, with one decode pass instead of two.
 
     The plan pass hands its keyframes to thumbnails and the models while it decodes on
-    (``analyse.analyse_while_planning``); same results as the two stages (tests). Should the
+    (``analysis.analyser.analyse_while_planning``); same results as the two stages (tests). Should the
     streamed plan ever differ from the final one, the analysis is redone the two-pass way.
     """
-    from video_inst.analyse import analyse_while_planning, get_analyser
+    from video_inst.analysis.analyser import analyse_while_planning, get_analyser
 
     size = path.stat().st_size  # the path passed ``validate_path``; ``digest`` is its content hash
     if progress:
@@ -394,7 +394,7 @@ def plan_and_analyse(
         progress("keyframes", 1.0)
     if analysis is None:
         return planned, ChunkResult(shot_indices=list(range(len(planned.plan.shots))), analysis=None)
-    from video_inst.analyse import analysis_data
+    from video_inst.analysis.analyser import analysis_data
 
     return planned, ChunkResult(
         shot_indices=list(range(len(planned.plan.shots))),
@@ -434,7 +434,7 @@ def commit_video(
             collect_thumbnails(catalog, settings, [planned.digest[:16]], locked=True)
     watch: list[dict] = []
     if analyses:
-        from video_inst.saved_searches import watch_video
+        from video_inst.search.saved import watch_video
 
         try:
             watch, notes = watch_video(video_id, settings, catalog)
@@ -474,7 +474,7 @@ def _store(
         for keyframe in planned.plan.keyframes:
             keyframe_rows[keyframe.pts].thumbnail = thumbnail_relpath(planned.digest, keyframe.pts)
         if analyses:
-            from video_inst.analysis_store import store_analysis_data
+            from video_inst.ingest.store import store_analysis_data
 
             tracks, spaces = store_analysis_data(
                 s, analyses, video=video, keyframe_rows=keyframe_rows, settings=settings
@@ -617,7 +617,7 @@ def ingest_path(
                 result = begun.skipped
             else:
                 if analyse and analyser is None:
-                    from video_inst.analyse import prefetch_analyser
+                    from video_inst.analysis.analyser import prefetch_analyser
 
                     prefetch_analyser(settings)  # the models load while the plan pass decodes
                 with writing_thumbnails(settings, digest):

@@ -1,0 +1,1 @@
+"""Model spaces: which space answers a search, and the whitened spaces derived from a base one."""

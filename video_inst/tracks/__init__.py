@@ -1,0 +1,1 @@
+"""Instance tracks: regions of consecutive keyframes of one shot linked into one object."""
