@@ -109,6 +109,9 @@ def test_parallel_analysis_workers_give_the_same_analysis(
     import torch
 
     request.addfinalizer(lambda threads=torch.get_num_threads(): torch.set_num_threads(threads))
+    # One torch thread in both runs (what each parallel worker gets here): the same arithmetic,
+    # so any difference is the threading's (order, shared state), not a thread count's rounding.
+    torch.set_num_threads(1)
     base = get_settings()
     planned = plan_video(real_edit, base)
     results = []
@@ -121,3 +124,57 @@ def test_parallel_analysis_workers_give_the_same_analysis(
     assert len(planned.plan.keyframes) > 3 * 2  # more batches than workers: several in flight
     assert len(results[0].tracks) > len(planned.plan.shots)
     _assert_same_analysis(results[1], results[0])
+
+
+@pytest.mark.parametrize("omp", ["1", "2"])
+def test_analysis_workers_share_the_thread_budget(omp: str) -> None:
+    """N workers get OMP_NUM_THREADS // N torch threads (what a Celery child is given); default 1."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from video_inst.analysis import analyser as a\n"
+        "from video_inst.config import Settings\n"
+        "default = a.analysis_workers(Settings())\n"
+        "a._fit_torch_threads(default)\n"
+        "kept = torch.get_num_threads()\n"
+        "a._fit_torch_threads(a.analysis_workers(Settings(analysis_workers=2)))\n"
+        "print(a.cpu_cores(), a.cpu_budget(), default, kept, torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": omp}
+    env.pop("VIDEO_INST_ANALYSIS_WORKERS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    cores, budget, default, kept, two_workers_threads = map(int, out.stdout.split())
+    assert budget == min(cores, int(omp))
+    assert default == 1 and kept == budget
+    assert two_workers_threads == max(1, budget // 2)
+
+
+def test_a_prefork_worker_shares_the_cores_between_its_processes() -> None:
+    """N pool processes get cores // N torch threads each, unless OMP_NUM_THREADS is already set."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from workers.app import share_cores_between_processes\n"
+        "share_cores_between_processes(int(os.environ['N']))\n"
+        "print(os.environ['OMP_NUM_THREADS'], len(os.sched_getaffinity(0)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    for n in (1, 2, 64):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, "N": str(n)}, capture_output=True, text=True
+        )
+        threads, cores = map(int, out.stdout.split())
+        assert threads == max(1, cores // n)
+    kept = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "N": "2", "OMP_NUM_THREADS": "7"},
+        capture_output=True,
+        text=True,
+    )
+    assert kept.stdout.split()[0] == "7"

@@ -84,11 +84,11 @@ class Settings(BaseSettings):
     allow_download: bool = Field(False, description="Download weights where a network exists.")
     analysis_batch: int = 8
     analysis_workers: int = Field(
-        0,
-        ge=0,
-        description="Keyframe batches analysed at once, each in its own thread (0 = auto: one per CPU "
-        "core, at most 4, with one torch thread each; 1 on a GPU). Celery workers with -c N on C cores: "
-        "C // N.",
+        1,
+        ge=1,
+        description="Keyframe batches analysed at once, each in its own thread with cpu_budget // N torch "
+        "threads. 1 (default): measured no faster on a quiet or moderately loaded machine "
+        "(docs/INGEST.md); more helps only where torch's threads spin-wait on an oversubscribed one.",
     )
 
     # --- index / search ------------------------------------------------------

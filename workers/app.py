@@ -74,7 +74,22 @@ def run_worker(
     ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    if pool == "prefork":
+        share_cores_between_processes(concurrency or os.cpu_count() or 1)
     app.worker_main(argv)
+
+
+def share_cores_between_processes(processes: int) -> None:
+    """Give each pool process ``cores // processes`` torch threads unless OMP_NUM_THREADS is set.
+
+    Why: every prefork child would otherwise start one torch thread per core (N processes x
+    cores threads spinning on the same cores); the analysis sizes its parallel batches from the
+    same budget (``video_inst.analysis.analyser.cpu_budget``). Set before the children fork and
+    before anything imports torch.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, processes)))
 
 
 app = create_app(get_settings())

@@ -126,18 +126,33 @@ def cpu_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def analysis_workers(settings: Settings, device_type: str) -> int:
-    """How many keyframe batches run the models at once (``Settings.analysis_workers``; 0 = auto).
+_BUDGET: list[int] = []
 
-    Why: on the CPU, one torch thread per batch and one batch per core beats every core on one
-    batch: DASR's many small top-down passes parallelise poorly inside an op, and OpenMP threads
-    spin-wait on a shared machine (docs/INGEST.md, ``scripts/bench_analysis_workers.py``).
-    Results are the same: each batch is computed alone, in the same batches as before. Auto:
-    one per core (at most 4) on the CPU, one on a GPU (its queue serialises them anyway).
+
+def cpu_budget() -> int:
+    """Threads the analysis may use: torch's thread count as this process first saw it.
+
+    That is ``OMP_NUM_THREADS`` where set (a Celery worker of N processes sets it to
+    ``cores // N`` for its children, ``workers/app.py``), else one per core; capped by the cores
+    this process may run on. Read once, before ``_fit_torch_threads`` lowers it.
     """
-    if settings.analysis_workers > 0:
-        return settings.analysis_workers
-    return 1 if device_type != "cpu" else min(4, cpu_cores())
+    if not _BUDGET:
+        import torch
+
+        _BUDGET.append(max(1, min(cpu_cores(), torch.get_num_threads())))
+    return _BUDGET[0]
+
+
+def analysis_workers(settings: Settings) -> int:
+    """How many keyframe batches run the models at once (``Settings.analysis_workers``).
+
+    Why a setting and 1 by default: on the CPU, one torch thread per batch and one batch per
+    core beat every core on one batch only on an oversubscribed machine (OpenMP threads
+    spin-waiting: 1.9-4.4x there), and lost or tied on a quiet or moderately loaded one (0.50x,
+    0.92x; docs/INGEST.md, ``scripts/bench_analysis_workers.py``). Results are the same either
+    way: each batch is computed alone, in the same batches.
+    """
+    return max(1, settings.analysis_workers)
 
 
 def _fit_torch_threads(workers: int) -> None:
@@ -146,7 +161,7 @@ def _fit_torch_threads(workers: int) -> None:
         return
     import torch
 
-    share = max(1, cpu_cores() // workers)
+    share = max(1, cpu_budget() // workers)
     if torch.get_num_threads() > share:
         log.info("analysis: %d workers, torch threads %d -> %d", workers, torch.get_num_threads(), share)
         torch.set_num_threads(share)
@@ -184,8 +199,7 @@ class VideoAnalysis:
         self.analyser = analyser
         self.plan = plan
         self.batch = max(1, analyser.settings.analysis_batch)
-        device = getattr(getattr(analyser.dasr, "device", None), "type", "cpu")
-        self.workers = analysis_workers(analyser.settings, device)
+        self.workers = analysis_workers(analyser.settings)
         _fit_torch_threads(self.workers)
         # Batches whose models run in the pool, oldest first; linked in time order as they finish.
         self._inflight: deque[tuple[list[tuple[Keyframe, np.ndarray]], Future]] = deque()
