@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from xml.etree import ElementTree
 
 import opentimelineio as otio
@@ -270,3 +271,55 @@ def test_a_mixed_rate_export_conforms_to_the_declared_project_rate(catalog: Cata
         assert check_timeline(catalog, result, fmt, project_rate="29.97 DF") == 30 * NTSC
     assert check_timeline(catalog, result, "otio") in {s.rate for s in SOURCES}
     assert sorted(FORMATS) == sorted([*ADAPTERS, "csv"])
+
+
+def test_cli_search_and_export_name_the_same_timecode(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`video-inst search --json` carries the hits' source timecode; `export --project-rate` names
+    its rate on stderr and writes the 20 fps source's frames at 60 (each frame three)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from video_inst.cli import main
+    from video_inst.config import get_settings
+
+    source = SOURCES[1]  # 20 fps
+    png, w, h = catalog.queries[source.name]
+    image = tmp_path / "query.png"
+    image.write_bytes(png)
+    query = ["--image", str(image), "--top-k", "60", "--video", str(catalog.ids[source.name])]
+    monkeypatch.setenv("VIDEO_INST_HOME", str(catalog.settings.home))
+    for var in (
+        "VIDEO_INST_DATABASE_URL",
+        "VIDEO_INST_CONFIG",
+        "VIDEO_INST_SERVER_URL",
+        "VIDEO_INST_PROJECT_RATE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    try:
+        found = CliRunner().invoke(main, ["search", *query, "--json"])
+        out = tmp_path / "hits.edl"
+        edl = ["export", "--format", "edl", *query]
+        written = CliRunner().invoke(main, [*edl, "--project-rate", "60", "-o", str(out)])
+        refused = CliRunner().invoke(main, [*edl, "--project-rate", "12.5"])
+    finally:
+        get_settings.cache_clear()
+    assert found.exit_code == 0, found.output
+    answer = json.loads(found.stdout)
+    hits = answer["hits"] if isinstance(answer, dict) else answer
+    assert hits and all(h["rate"] == "20" and not h["drop_frame"] for h in hits)
+    assert written.exit_code == 0, written.output
+    assert "project rate: 60" in written.stderr
+    text = out.read_text()
+    assert "* PROJECT RATE: 60 FPS NDF" in text
+    clips = list(otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=60).find_clips())
+    assert len(clips) == len(hits)
+    for clip, hit in zip(clips, hits, strict=True):
+        first, end = expected_frames(hit, source.rate)
+        in_frames = Fraction(tc_frames(hit["start_tc"], Fraction(20)))  # the JSON's label, at 20
+        assert clip.source_range.start_time.value == 3 * in_frames == 3 * (72000 + first)
+        assert clip.source_range.end_time_exclusive().value == 3 * (72000 + end)
+    assert refused.exit_code != 0 and "12.5" in refused.output
