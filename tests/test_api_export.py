@@ -235,3 +235,34 @@ def test_cli_tracks_export_is_the_api_file(
     assert other.read_bytes() == over_http
     # --top-k 0 is a usage error, not "the default".
     assert zero.exit_code == 2 and "--top-k" in zero.output
+
+
+def test_export_names_its_project_rate_and_hits_carry_their_source_timecode(
+    live_api: LiveApi, sintel_query: tuple[bytes, dict]
+) -> None:
+    image, query = sintel_query
+    hits = query["result"]["hits"]
+    rate = Fraction(24)
+    for hit in hits:  # the JSON's labels are the frames every export writes
+        start, end, marker = expected_span(hit, rate)
+        assert (hit["start_tc"], hit["end_tc"], hit["keyframe_tc"]) == (
+            tc(start, rate),
+            tc(end, rate),
+            tc(marker, rate),
+        )
+        assert (hit["rate"], hit["drop_frame"]) == ("24", False)
+    default = export(live_api, image, "edl", query["fields"])
+    assert (default.headers["x-project-rate"], default.headers["x-drop-frame"]) == ("24", "0")
+    assert "* PROJECT RATE: 24 FPS NDF" in default.text
+    declared = post_image(live_api, image, path="/export?format=edl&project_rate=48", **query["fields"])
+    assert declared.status_code == 200 and declared.headers["x-project-rate"] == "48"
+    clips = list(read_back("edl", declared.content, rate=48).find_clips())
+    for clip, hit in zip(clips, hits, strict=True):  # 24 fps conformed to 48: frame n is frame 2n
+        start, end, _ = expected_span(hit, rate)
+        assert (clip.source_range.start_time.value, clip.source_range.end_time_exclusive().value) == (
+            2 * start,
+            2 * end,
+        )
+    assert "x-project-rate" not in export(live_api, image, "csv", query["fields"]).headers
+    bad = post_image(live_api, image, path="/export?format=edl&project_rate=12.5", **query["fields"])
+    assert bad.status_code == 422 and "12.5" in error_of(bad)["message"]

@@ -18,6 +18,11 @@ HIT_KEYS = {
     "start_s",
     "end_s",
     "keyframe_s",
+    "start_tc",  # the hit's source timecode, as every export writes it (issue 16 item 1)
+    "end_tc",
+    "keyframe_tc",
+    "rate",
+    "drop_frame",
     "box",
     "score",
     "track_id",

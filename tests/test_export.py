@@ -352,7 +352,8 @@ def test_csv_rows_parse_back() -> None:
     rows = list(csv.DictReader(io.StringIO(export_hits(hits, "csv").decode("utf-8"))))
     assert list(rows[0]) == [
         "rank", "video_id", "path", "shot_index", "start_s", "end_s", "start_tc", "end_tc",
-        "keyframe_s", "keyframe_tc", "x0", "y0", "x1", "y1", "score", "track_id", "labels",
+        "keyframe_s", "keyframe_tc", "rate", "drop_frame", "x0", "y0", "x1", "y1", "score", "track_id",
+        "labels",
     ]  # fmt: skip
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5]
     for row, case in zip(rows, CASES, strict=True):
@@ -361,6 +362,8 @@ def test_csv_rows_parse_back() -> None:
             case.tc_out,
             case.tc_marker,
         )
+        rate = Fraction(case.num, case.den)
+        assert Fraction(row["rate"]) == rate and row["drop_frame"] == ("1" if case.drop else "0")
         assert float(row["start_s"]) == case.start_s and float(row["keyframe_s"]) == case.keyframe_s
         assert [float(row[k]) for k in ("x0", "y0", "x1", "y1")] == [12.0, 34.0, 560.0, 478.0]
         assert (row["score"], row["track_id"], row["shot_index"]) == ("0.8312", "42", "3")

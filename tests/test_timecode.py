@@ -22,6 +22,8 @@ from video_inst.media.timecode import (
     smpte_at,
     smpte_for,
     smpte_for_video,
+    span_timecodes,
+    timecode_rate,
 )
 
 
@@ -88,7 +90,10 @@ def test_drop_frame_rules() -> None:
 
 def test_other_rates() -> None:
     assert smpte_at(1.0, 25) == "00:00:01:00"
-    assert smpte_at(2.0, Fraction(25, 2)) == "00:00:02:00"  # labelled on a 13-frame grid
+    assert smpte_at(2.0, Fraction(25, 2)) == "00:00:02:00"  # 12.5 fps counts at 25 (frame n is label 2n)
+    assert smpte_at(2.08, Fraction(25, 2)) == "00:00:02:02"
+    assert smpte_at(11.7, 20) == "00:00:11:14"  # 20 fps counts 20-frame labels (issue 16: not 60, not 25)
+    assert timecode_rate(Fraction(25, 2)) == 25 and timecode_rate(20) == 20
     assert smpte_at(1.0, Fraction(179, 6)) == "00:00:01:00"
     assert smpte_at(86400.0 + 0.5, 25) == "00:00:00:13"  # rolls over at 24 h
     assert smpte_at(-1.0, 25) == "00:00:00:00"
@@ -116,3 +121,23 @@ def test_frames_at_survives_float_and_coarse_time_bases(n: int, rate: str) -> No
     exact = n / r
     assert frames_at(float(exact), r) == n
     assert frames_at(float(Fraction(round(exact * 1000), 1000)), r) == n  # Matroska stores milliseconds
+
+
+def test_span_timecodes_are_what_every_output_carries() -> None:
+    ntsc = Fraction(30000, 1001)
+    # 60.06 s is frame 1800 of 29.97 DF: minute 1 skips ;00 and ;01
+    assert span_timecodes(ntsc, None, 60.06, 61.0, 60.5) == {
+        "start_tc": "00:01:00;02",
+        "end_tc": "00:01:01;00",
+        "keyframe_tc": "00:01:00;15",
+        "rate": "30000/1001",
+        "drop_frame": True,
+    }
+    # a one-frame span still lasts a frame; the keyframe is clamped into it; start TC at 25 for 12.5
+    assert span_timecodes(Fraction(25, 2), "01:00:00:00", 0.8, 0.8, 5.0) == {
+        "start_tc": "01:00:00:20",
+        "end_tc": "01:00:00:22",
+        "keyframe_tc": "01:00:00:20",
+        "rate": "25",
+        "drop_frame": False,
+    }

@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     feedback_beta: float = Field(0.75, description="Rocchio weight of the mean of hits marked right.")
     feedback_gamma: float = Field(0.15, description="Rocchio weight of the mean of hits marked wrong.")
 
+    # --- exports (docs/EXPORT.md) ---------------------------------------------
+    project_rate: str | None = Field(
+        None,
+        description="The editor's project rate (25, 29.97, 29.97 NDF, 30000/1001, ...): EDL / FCP7 events "
+        "and the FCPXML sequence are written at it, sources at other rates conformed. None: the rate most "
+        "hits share, mapped to one the format can declare (12.5 -> 25, 20 -> 60). `?project_rate=` on "
+        "POST /export and `--project-rate` on `video-inst export` override it.",
+    )
+
     # --- API -----------------------------------------------------------------
     api_token: str | None = Field(None, description="Bearer token for endpoints that change state.")
     server_url: str | None = Field(

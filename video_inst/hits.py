@@ -47,6 +47,12 @@ class Hit:
     keyframe_id: int | None = None
     video: VideoRef | None = None
     weak: bool = False  # scored under the mode's measured threshold (search.weak_threshold)
+    # The span's source timecode (media.timecode.span_timecodes): the same labels in every output.
+    start_tc: str = ""
+    end_tc: str = ""  # exclusive, like an EDL out point
+    keyframe_tc: str = ""
+    rate: str = ""  # the rate the timecode counts at: "25", "30000/1001" (12.5 fps sources: "25")
+    drop_frame: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

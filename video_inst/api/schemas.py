@@ -158,6 +158,18 @@ class HitOut(BaseModel):
     labels: list[list[Any]] = Field(description="[[label, probability], ...]")
     keyframe_id: int | None
     weak: bool = Field(False, description="Scored under weak_below: most hits on shots without the object do")
+    start_tc: str = Field(
+        "",
+        description="Source timecode of the span's first frame (every export writes this frame)",
+    )
+    end_tc: str = Field(
+        "", description="Source timecode just after the span's last frame (exclusive, like an EDL out)"
+    )
+    keyframe_tc: str = Field("", description="Source timecode of the keyframe the box is on")
+    rate: str = Field(
+        "", description='The rate the timecodes count at: "25", "30000/1001" (12.5 fps sources: "25")'
+    )
+    drop_frame: bool = Field(False, description="The timecodes are drop-frame (';' before the frames)")
     thumbnail_url: str | None = Field(description="JPEG of the keyframe (None when the hit has none)")
 
 

@@ -309,9 +309,16 @@ def _print_answer(answer: dict[str, Any]) -> None:
         shot = hit["shot"]
         click.echo(
             f"{rank:>3}. score {hit['score']:.3f}  video {hit['video_id']} shot {shot['index']} "
-            f"[{shot['start_tc']} - {shot['end_tc']}]  track {hit['track_id']} "
+            f"[{_hit_tc(hit)}]  track {hit['track_id']} "
             f"{hit['start_s']:.2f}-{hit['end_s']:.2f}s box {[round(v) for v in hit['box']]}  {labels}"
         )
+
+
+def _hit_tc(hit: dict[str, Any]) -> str:
+    """The hit's source timecode in/out (exclusive out) and the rate it counts at, as in every export."""
+    if not hit.get("start_tc"):
+        return f"{hit['shot']['start_tc']} - {hit['shot']['end_tc']}"
+    return f"{hit['start_tc']} - {hit['end_tc']} @ {hit['rate']}{' DF' if hit.get('drop_frame') else ''}"
 
 
 @click.command("search")

@@ -68,14 +68,25 @@ def serve(host: str, port: int, ingest_mode: str, root_path: str, log_level: str
 @click.option("--title", help="Timeline name (default: from the query).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default: stdout).")
 @click.option("--force", is_flag=True, help="With -o: replace an existing file.")
+@click.option(
+    "--project-rate",
+    help="Rate of EDL / FCP7 events and the FCPXML sequence (25, 29.97, 29.97 NDF, 30000/1001); default "
+    "VIDEO_INST_PROJECT_RATE, else the rate most hits share (12.5 -> 25, 20 -> 60). Printed on stderr.",
+)
 def export_command(
-    fmt: str, video_tracks: str | None, title: str | None, output: Path | None, force: bool, **options: Any
+    fmt: str,
+    video_tracks: str | None,
+    title: str | None,
+    output: Path | None,
+    force: bool,
+    project_rate: str | None,
+    **options: Any,
 ) -> None:
     """Write search hits (or a video's tracks) as OTIO, CMX3600 EDL, FCPXML, FCP7 XML or CSV."""
     if output is not None and output.exists() and not force:
         fail(VideoInstError(f"{output} exists; pass --force to replace it"))  # before the search runs
     try:
-        data = export_bytes(fmt, video_tracks=video_tracks, title=title, **options)
+        data = export_bytes(fmt, video_tracks=video_tracks, title=title, project_rate=project_rate, **options)
     except VideoInstError as exc:
         fail(exc)
     if output is None:
@@ -86,9 +97,14 @@ def export_command(
         click.echo(f"wrote {output} ({len(data)} bytes)", err=True)
 
 
-def export_bytes(fmt: str, *, video_tracks: str | None, title: str | None, **options: Any) -> bytes:
-    """The export file: tracks of one video, or the hits of the search the options describe."""
-    from video_inst.export import export_hits, export_tracks
+def export_bytes(
+    fmt: str, *, video_tracks: str | None, title: str | None, project_rate: str | None = None, **options: Any
+) -> bytes:
+    """The export file: tracks of one video, or the hits of the search the options describe.
+
+    A hits export names the rate its timeline is written at on stderr (``project rate: 60``).
+    """
+    from video_inst.export import ProjectRate, export_file, export_tracks
 
     if video_tracks:
         from video_inst.api.routes.videos import track_rows
@@ -100,8 +116,13 @@ def export_bytes(fmt: str, *, video_tracks: str | None, title: str | None, **opt
             video = repo.find_video(s, ref=video_tracks)
             ref, rows = video_ref(video), track_rows(s, video.id)
         return export_tracks(ref, rows, fmt, title=title or f"{Path(ref.path).stem} tracks")
+    # a bad rate fails before the search runs
+    project = ProjectRate.parse(project_rate or get_settings().project_rate)
     result = run_search(**options)
     default = (
         " + ".join(str(v) for v in (options.get("image"), options.get("text")) if v) or "video_inst search"
     )
-    return export_hits(result.hits, fmt, title=title or default)
+    file = export_file(result.hits, fmt, title=title or default, project_rate=project)
+    if file.rate:
+        click.echo(f"project rate: {file.rate}{' DF' if file.drop_frame else ''}", err=True)
+    return file.data

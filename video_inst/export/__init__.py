@@ -14,18 +14,20 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from video_inst.export.csv_writer import write_hits_csv, write_tracks_csv
 from video_inst.export.errors import ExportError
 from video_inst.export.timeline import (
     DEFAULT_TITLE,
+    NAMESPACE,
     TimelineOptions,
     TrackRow,
     build_timeline,
     build_tracks_timeline,
     hit_videos,
 )
-from video_inst.export.writers import TIMELINE_FORMATS
+from video_inst.export.writers import TIMELINE_FORMATS, ProjectRate
 from video_inst.hits import Hit, VideoRef
 
 #: format name -> (media type, file extension)
@@ -37,6 +39,9 @@ FORMATS: dict[str, tuple[str, str]] = {
 __all__ = [
     "FORMATS",
     "ExportError",
+    "ExportFile",
+    "ProjectRate",
+    "export_file",
     "TimelineOptions",
     "TrackRow",
     "build_timeline",
@@ -53,18 +58,56 @@ def _check_format(fmt: str) -> str:
     return name
 
 
-def export_hits(hits: Sequence[Hit], fmt: str, *, title: str = DEFAULT_TITLE) -> bytes:
-    """The file contents of ``hits`` (in rank order) in format ``fmt`` (a key of ``FORMATS``).
+@dataclass(frozen=True)
+class ExportFile:
+    """An export's bytes and the rate the file declares (what ``X-Project-Rate`` answers).
 
-    Raises ``ExportError`` for an unknown format or a hit that lacks the facts the format needs.
+    ``rate`` is "25", "30000/1001", ...: the sequence rate of a timeline format (EDL and FCP7
+    events, the FCPXML sequence format, the OTIO timeline metadata); ``None`` for CSV, whose rows
+    each carry their source's timecode rate.
+    """
+
+    data: bytes
+    rate: str | None
+    drop_frame: bool | None
+
+
+def export_file(
+    hits: Sequence[Hit],
+    fmt: str,
+    *,
+    title: str = DEFAULT_TITLE,
+    project_rate: str | ProjectRate | None = None,
+) -> ExportFile:
+    """The file of ``hits`` (in rank order) in format ``fmt`` (a key of ``FORMATS``).
+
+    ``project_rate`` ("25", "29.97 DF", "30000/1001"; the API and CLI pass
+    ``Settings.project_rate`` when none is asked for; without one, the rate most hits share
+    conformed to one the format can declare: 12.5 -> 25, 20 -> 60) is the rate EDL / FCP7 events and
+    the FCPXML sequence are written at (docs/EXPORT.md). Raises ``ExportError`` for an unknown
+    format, a project rate the format cannot declare, or a hit that lacks the facts the format needs.
     """
     name = _check_format(fmt)
+    project = project_rate if not isinstance(project_rate, str) else ProjectRate.parse(project_rate)
     if name == "csv":
-        return write_hits_csv(hits)
+        return ExportFile(write_hits_csv(hits), None, None)
     spec = TIMELINE_FORMATS[name]
-    options = spec.options(hit_videos(hits))
+    options = spec.options(hit_videos(hits), project)
     timeline = build_timeline(hits, title, options=options)
-    return spec.write(timeline, options).encode("utf-8")
+    meta = dict(timeline.metadata[NAMESPACE])
+    data = spec.write(timeline, options).encode("utf-8")
+    return ExportFile(data, str(meta["rate"]), bool(meta["drop_frame"]))
+
+
+def export_hits(
+    hits: Sequence[Hit],
+    fmt: str,
+    *,
+    title: str = DEFAULT_TITLE,
+    project_rate: str | ProjectRate | None = None,
+) -> bytes:
+    """The file contents of :func:`export_file`."""
+    return export_file(hits, fmt, title=title, project_rate=project_rate).data
 
 
 def export_tracks(
@@ -75,6 +118,6 @@ def export_tracks(
     if name == "csv":
         return write_tracks_csv(video, tracks)
     spec = TIMELINE_FORMATS[name]
-    options = spec.options([video])
+    options = spec.options([video], None)
     timeline = build_tracks_timeline(video, tracks, title, options=options)
     return spec.write(timeline, options).encode("utf-8")

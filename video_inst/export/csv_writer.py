@@ -1,7 +1,8 @@
 """Hits (or one video's tracks) as CSV: one row each, seconds and source timecode side by side.
 
-The timecodes are the same frames the EDL / XML exports write (``rates.snap_span``), so a row
-can be matched against an event. UTF-8, no byte-order mark, header row first.
+The timecodes are the source timecode the API JSON, the page and the CLI show for the same
+span (``media.timecode.span_timecodes``), with the rate they count at and the drop-frame flag,
+so a row can be matched against an event. UTF-8, no byte-order mark, header row first.
 
 Example::
 
@@ -14,12 +15,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
-from video_inst.export.rates import SourceClock, snap_span
+from video_inst.export.rates import SourceClock
 from video_inst.export.timeline import TrackRow
 from video_inst.hits import Hit, VideoRef
+from video_inst.media.timecode import video_span_timecodes
 
 HIT_COLUMNS = (
     "rank",
@@ -32,6 +33,8 @@ HIT_COLUMNS = (
     "end_tc",
     "keyframe_s",
     "keyframe_tc",
+    "rate",
+    "drop_frame",
     "x0",
     "y0",
     "x1",
@@ -50,6 +53,8 @@ TRACK_COLUMNS = (
     "end_tc",
     "keyframe_s",
     "keyframe_tc",
+    "rate",
+    "drop_frame",
     "x0",
     "y0",
     "x1",
@@ -108,15 +113,13 @@ def write_tracks_csv(video: VideoRef, tracks: Sequence[TrackRow]) -> bytes:
 
 
 def _timecodes(video: VideoRef | None, start_s: float, end_s: float, keyframe_s: float) -> dict[str, str]:
+    """The span's source timecode, rate and drop-frame flag: ``media.timecode.video_span_timecodes``,
+    the same cells the API JSON carries (``end_tc`` exclusive, like an EDL out point)."""
     if video is None:
-        return {"start_tc": "", "end_tc": "", "keyframe_tc": ""}
-    clock = SourceClock.from_video(video)
-    first, count, key = snap_span(start_s, end_s, keyframe_s, clock.rate)
-    return {
-        "start_tc": clock.label(Fraction(first) / clock.rate),
-        "end_tc": clock.label(Fraction(first + count) / clock.rate),  # exclusive, like an EDL out point
-        "keyframe_tc": clock.label(Fraction(key) / clock.rate),
-    }
+        return {"start_tc": "", "end_tc": "", "keyframe_tc": "", "rate": "", "drop_frame": ""}
+    SourceClock.from_video(video)  # a malformed start timecode is a named ExportError
+    tcs = video_span_timecodes(video, start_s, end_s, keyframe_s)
+    return {**tcs, "drop_frame": "1" if tcs["drop_frame"] else "0"}
 
 
 def _box(box: Sequence[float]) -> dict[str, str]:

@@ -1,7 +1,9 @@
-"""Frame rates, frame snapping and source timecode for the exporters.
+"""What the exporters add to the one timecode module (``video_inst.media.timecode``): NLE rates.
 
-Everything here is exact (``fractions.Fraction``): a hit's seconds become a frame index once,
-with one rounding rule, and every format reads that same frame.
+Frame snapping (``snap_span``) and source timecode labels come from ``media.timecode``, the
+module the page, the CLI and the API use; here are only the rates timeline formats can
+declare and ``pick_rate``, the rule that conforms a source to one of them. Everything is exact
+(``fractions.Fraction``): a hit's seconds become a frame index once, with one rounding rule.
 
 Example::
 
@@ -13,8 +15,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,6 +23,23 @@ from opentimelineio import opentime
 
 from video_inst.export.errors import ExportError
 from video_inst.hits import VideoRef
+from video_inst.media import timecode as tc
+from video_inst.media.timecode import frame_at, round_half_up, snap_span
+
+__all__ = [
+    "DROP_FRAME_RATES",
+    "NTSC",
+    "TIMECODE_RATES",
+    "SourceClock",
+    "frame_at",
+    "normalise_rate",
+    "parse_timecode",
+    "pick_rate",
+    "rate_text",
+    "round_half_up",
+    "snap_span",
+    "timecode",
+]
 
 NTSC = Fraction(1000, 1001)
 
@@ -41,8 +58,6 @@ TIMECODE_RATES: tuple[Fraction, ...] = (
 )
 #: Rates whose timecode may be drop-frame (29.97 and 59.94).
 DROP_FRAME_RATES: frozenset[Fraction] = frozenset({30 * NTSC, 60 * NTSC})
-
-_TC = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})\s*$")
 
 
 def normalise_rate(num: int, den: int) -> Fraction:
@@ -78,39 +93,20 @@ def pick_rate(rate: Fraction, allowed: Sequence[Fraction]) -> Fraction:
     return min(allowed, key=lambda a: (abs(a - rate), -a))
 
 
-def round_half_up(value: Fraction) -> int:
-    """Nearest integer, halves up: one deterministic rule instead of Python's banker's rounding."""
-    return math.floor(value + Fraction(1, 2))
-
-
-def frame_at(seconds: float | Fraction, rate: Fraction) -> int:
-    """The frame a time (seconds from the first frame) falls on: the nearest frame.
-
-    Hit times come from frame PTS, so they sit on a frame up to float error; rounding to the
-    nearest frame returns that frame (the one whose PTS is at/after the time, within half a frame).
-    """
-    return round_half_up(Fraction(seconds) * rate)
-
-
-def snap_span(start_s: float, end_s: float, keyframe_s: float, rate: Fraction) -> tuple[int, int, int]:
-    """(first frame, frame count, keyframe frame) of a span: the one snapping every format shares.
-
-    The end is exclusive; a span is at least one frame; the keyframe is clamped into the span.
-    """
-    first = frame_at(start_s, rate)
-    count = max(1, frame_at(end_s, rate) - first)
-    key = min(max(frame_at(keyframe_s, rate), first), first + count - 1)
-    return first, count, key
-
-
 @dataclass(frozen=True)
 class SourceClock:
-    """How a video counts time: its frame rate and the timecode of its first frame."""
+    """How a video counts time: its frame rate and the timecode of its first frame.
+
+    A view of ``video_inst.media.timecode`` (the one timecode module): ``tc_rate`` is the
+    source's timecode rate there (12.5 -> 25, 20 -> 20) and ``label`` is its ``smpte_at``, so an
+    export's metadata and CSV read exactly what the page, the CLI and the API JSON say.
+    """
 
     rate: Fraction  # the media's frame rate
-    tc_rate: Fraction  # the SMPTE rate its timecode counts in (rate, or pick_rate(rate) when rate has no TC)
+    tc_rate: Fraction  # the rate its source timecode counts at (media.timecode.timecode_rate)
     drop_frame: bool
     start_tc_frames: int  # the start timecode as a frame count at tc_rate
+    start_timecode: str | None = None
 
     @classmethod
     def from_video(cls, video: VideoRef) -> SourceClock:
@@ -124,24 +120,15 @@ class SourceClock:
         drop-frame (the broadcast convention OpenTimelineIO infers from the rate).
         """
         rate = normalise_rate(num, den)
-        tc_rate = pick_rate(rate, TIMECODE_RATES)
-        if not start_timecode:
-            return cls(rate, tc_rate, tc_rate in DROP_FRAME_RATES, 0)
-        match = _TC.match(start_timecode)
-        if not match:
+        tc_rate = tc.timecode_rate(rate)
+        try:
+            frames = tc.start_frames(rate, start_timecode)
+        except ValueError as exc:
             raise ExportError(
-                f"start timecode {start_timecode!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame)"
-            )
-        hh, mm, ss, sep, ff = match.groups()
-        drop = sep != ":" and tc_rate in DROP_FRAME_RATES
-        nominal = math.ceil(tc_rate)
-        if int(mm) > 59 or int(ss) > 59 or int(ff) >= nominal:
-            raise ExportError(
-                f"start timecode {start_timecode!r} is out of range at {float(tc_rate):.3f} fps"
-            )
-        text = f"{int(hh):02d}:{mm}:{ss}{';' if drop else ':'}{int(ff):02d}"
-        frames = opentime.from_timecode(text, float(tc_rate)).value
-        return cls(rate, tc_rate, drop, int(round(frames)))
+                f"start timecode {start_timecode!r} is not a valid HH:MM:SS:FF (or HH:MM:SS;FF for "
+                f"drop-frame) at {float(tc_rate):.3f} fps: {exc}"
+            ) from None
+        return cls(rate, tc_rate, tc.is_drop_frame(rate, start_timecode), frames, start_timecode or None)
 
     @property
     def start_seconds(self) -> Fraction:
@@ -149,8 +136,7 @@ class SourceClock:
 
     def label(self, seconds: Fraction | float) -> str:
         """The source timecode of a time given in seconds from the media's first frame."""
-        frame = self.start_tc_frames + frame_at(seconds, self.tc_rate)
-        return timecode(frame, self.tc_rate, self.drop_frame)
+        return tc.smpte_at(Fraction(seconds), self.rate, self.start_timecode)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -85,6 +85,10 @@ class TimelineOptions:
         None  # one rate for every clip (EDL, FCP7); None: each clip at its media rate
     )
     drop_frame: bool | None = None  # with edit_rate: the timeline's timecode is drop-frame
+    project_rate: Fraction | None = (
+        None  # the sequence rate when clips keep their own (FCPXML; OTIO if declared)
+    )
+    project_drop: bool | None = None
     media_rates: tuple[Fraction, ...] | None = None  # rates a format can declare; others go through pick_rate
     ndf_label_rate: bool = False  # NDF timecode at 29.97/59.94 written as frame counts at 30/60 (EDL)
     fcpx_rate_literals: bool = False  # NTSC rates as the FCPXML adapter's table keys (23.98, 29.97, 59.94)
@@ -308,6 +312,8 @@ def _layout(video: VideoRef, options: TimelineOptions) -> _Layout:
 
 
 def _sequence_rate(layouts: Sequence[_Layout], options: TimelineOptions) -> tuple[Fraction, bool]:
+    if options.project_rate is not None and options.edit_rate is None:
+        return options.project_rate, bool(options.project_drop) and options.project_rate in DROP_FRAME_RATES
     if options.edit_rate is not None:
         return options.edit_rate, bool(options.drop_frame) and options.edit_rate in DROP_FRAME_RATES
     if not layouts:

@@ -10,6 +10,10 @@ Example::
     '00:01:00;02'
     >>> smpte_at(1.0, (25, 1), "01:00:00:00")
     '01:00:01:00'
+    >>> smpte_at(11.7, 20)  # a 20 fps source counts 20-frame labels
+    '00:00:11:14'
+    >>> smpte_at(2.08, Fraction(25, 2))  # 12.5 fps counts at 25: frame 26 is label 52
+    '00:00:02:02'
 """
 
 from __future__ import annotations
@@ -81,17 +85,126 @@ def frame_rate_str(rate: RateLike) -> str:
 
 
 def timecode_base(rate: RateLike) -> tuple[str, Fraction]:
-    """The timecode library's rate name and the rate frames are counted at.
+    """The timecode library's rate name and the rate the source timecode counts frames at.
 
-    NTSC rates count real frames (30000/1001 per second, labelled on a 30-frame grid);
-    any other rate is labelled on the nearest whole-number grid and counted at that rate, so
-    the label follows wall-clock time (12.5 fps → 13-frame grid, 179/6 → 30).
+    NTSC rates count real frames (30000/1001 per second, labelled on a 30-frame grid); a
+    whole-number rate counts at itself (20 fps labels 00..19). A fractional rate counts at its
+    smallest whole multiple up to 8x, so every source frame is exactly k timecode frames
+    (12.5 fps -> 25: frame n is label 2n); any other rate is labelled on the nearest
+    whole-number grid by time (179/6 -> 30). This is the one timecode rate of a source:
+    page, CLI, API JSON, CSV and the OTIO clip metadata all label at it (docs/EXPORT.md).
     """
     value = parse_rate(rate)
+    return _timecode_base(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _timecode_base(value: Fraction) -> tuple[str, Fraction]:
     if value in _NTSC:
         return _NTSC[value], value
+    if value.denominator == 1:
+        return str(value.numerator), value
+    for k in range(2, 9):
+        multiple = value * k
+        if multiple.denominator == 1:
+            return str(multiple.numerator), multiple
     base = max(1, math.floor(value + Fraction(1, 2)))
     return str(base), Fraction(base)
+
+
+def timecode_rate(rate: RateLike) -> Fraction:
+    """The rate a source's timecode counts at (see :func:`timecode_base`): 12.5 -> 25, 20 -> 20."""
+    return timecode_base(rate)[1]
+
+
+def round_half_up(value: Fraction) -> int:
+    """Nearest integer, halves up: one deterministic rule instead of Python's banker's rounding."""
+    return math.floor(value + Fraction(1, 2))
+
+
+def frame_at(seconds: float | Fraction, rate: RateLike) -> int:
+    """The frame (at ``rate`` itself, not its timecode rate) a time falls on: the nearest frame.
+
+    Hit times come from frame PTS, so they sit on a frame up to float error; rounding to the
+    nearest frame returns that frame.
+    """
+    return round_half_up(Fraction(seconds) * parse_rate(rate))
+
+
+def snap_span(start_s: float, end_s: float, keyframe_s: float, rate: RateLike) -> tuple[int, int, int]:
+    """(first frame, frame count, keyframe frame) of a span at the source rate: the one snapping
+    every output shares (the API JSON, the page, the CLI, CSV and every export format).
+
+    The end is exclusive; a span is at least one frame; the keyframe is clamped into the span.
+    """
+    first = frame_at(start_s, rate)
+    count = max(1, frame_at(end_s, rate) - first)
+    key = min(max(frame_at(keyframe_s, rate), first), first + count - 1)
+    return first, count, key
+
+
+def span_timecodes(
+    rate: RateLike, start_timecode: str | None, start_s: float, end_s: float, keyframe_s: float
+) -> dict[str, Any]:
+    """The source timecode of a hit or track span: what every output of it carries.
+
+    Returns ``{"start_tc", "end_tc", "keyframe_tc", "rate", "drop_frame"}``: the span snapped
+    to source frames (:func:`snap_span`; ``end_tc`` is exclusive, like an EDL out point),
+    labelled at the source's timecode rate ``rate`` ("25", "30000/1001"; 12.5 fps -> "25")
+    with its drop-frame mode. Times are seconds from the first frame.
+
+    Example::
+
+        >>> span_timecodes(Fraction(30000, 1001), None, 60.06, 61.0, 60.5)["start_tc"]
+        '00:01:00;02'
+    """
+    value = parse_rate(rate)
+    first, count, key = snap_span(start_s, end_s, keyframe_s, value)
+
+    def label(frame: int) -> str:
+        return smpte_at(Fraction(frame) / value, value, start_timecode)
+
+    return {
+        "start_tc": label(first),
+        "end_tc": label(first + count),
+        "keyframe_tc": label(key),
+        "rate": frame_rate_str(timecode_rate(value)),
+        "drop_frame": is_drop_frame(value, start_timecode),
+    }
+
+
+def video_span_timecodes(video: Any, start_s: float, end_s: float, keyframe_s: float) -> dict[str, Any]:
+    """:func:`span_timecodes` of a ``VideoRef`` (``frame_rate_num/den``, ``start_timecode``)."""
+    return span_timecodes(
+        (int(video.frame_rate_num), int(video.frame_rate_den)),
+        video.start_timecode,
+        start_s,
+        end_s,
+        keyframe_s,
+    )
+
+
+def start_frames(rate: RateLike, start_timecode: str | None) -> int:
+    """A start timecode as a frame count at the source's timecode rate (0 without one).
+
+    Raises ``ValueError`` for a malformed or out-of-range timecode.
+    """
+    if not start_timecode:
+        return 0
+    name, count_rate = timecode_base(rate)
+    drop = is_drop_frame(rate, start_timecode)
+    text = _normalise(start_timecode, drop)
+    hh, mm, ss, ff = (int(part) for part in re.split("[:;]", text))
+    if mm > 59 or ss > 59 or ff >= math.ceil(count_rate):
+        raise ValueError(f"start timecode {start_timecode!r} is out of range at {float(count_rate):.3f} fps")
+    return int(Timecode(name, text, force_non_drop_frame=not drop).frames) - 1
+
+
+def label_frames(frames: int, rate: RateLike, drop_frame: bool) -> str:
+    """SMPTE label of a frame count at a source's timecode rate (';' before the frames when DF)."""
+    name, _ = timecode_base(rate)
+    drop = drop_frame and name in _DROP_FRAME_RATES
+    return str(Timecode(name, frames=max(0, frames) + 1, force_non_drop_frame=not drop))
 
 
 def frames_at(time_s: float, rate: RateLike) -> int:
@@ -101,7 +214,7 @@ def frames_at(time_s: float, rate: RateLike) -> int:
     Matroska) store a fraction of a frame early or late.
     """
     _, count_rate = timecode_base(rate)
-    return max(0, math.floor(Fraction(time_s).limit_denominator(10**9) * count_rate + Fraction(1, 2)))
+    return max(0, round_half_up(Fraction(time_s).limit_denominator(10**9) * count_rate))
 
 
 def is_drop_frame(rate: RateLike, start_timecode: str | None = None) -> bool:

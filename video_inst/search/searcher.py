@@ -569,7 +569,7 @@ class Searcher:
     def _hydrate(
         self, session: Session, ranked: list[_Candidate], tracks: dict[int, Track], mode: str
     ) -> list[Hit]:
-        from video_inst.media.timecode import smpte_for_video
+        from video_inst.media.timecode import smpte_for_video, video_span_timecodes
 
         shot_ids = {tracks[c.track_id].shot_id for c in ranked}
         shots = {s.id: s for s in session.scalars(select(Shot).where(Shot.id.in_(shot_ids)))}
@@ -605,6 +605,8 @@ class Searcher:
             shot = shots[track.shot_id]
             video = videos[shot.video_id]
             box = boxes.get(c.box_id) if c.box_id is not None else best_boxes.get(track.id)
+            ref = video_ref(video)
+            keyframe_s = kf_time.get(box.keyframe_id, track.start_s) if box else track.start_s
             hits.append(
                 Hit(
                     video_id=video.id,
@@ -618,7 +620,7 @@ class Searcher:
                     ),
                     start_s=track.start_s,
                     end_s=track.end_s,
-                    keyframe_s=kf_time.get(box.keyframe_id, track.start_s) if box else track.start_s,
+                    keyframe_s=keyframe_s,
                     box=[round(box.x0, 2), round(box.y0, 2), round(box.x1, 2), round(box.y1, 2)]
                     if box
                     else [],
@@ -627,7 +629,8 @@ class Searcher:
                     mode=mode,
                     labels=track.labels,
                     keyframe_id=box.keyframe_id if box else None,
-                    video=video_ref(video),
+                    video=ref,
+                    **video_span_timecodes(ref, track.start_s, track.end_s, keyframe_s),
                 )
             )
         return hits

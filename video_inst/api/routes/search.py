@@ -212,17 +212,23 @@ def _export_responses() -> dict[int | str, dict[str, Any]]:
     return {200: {"description": "The file, as an attachment", "content": types}}
 
 
-def attachment(data: bytes, fmt: str, stem: str) -> Response:
-    """The export file with its media type and a download file name."""
+def attachment(
+    data: bytes, fmt: str, stem: str, rate: str | None = None, drop: bool | None = None
+) -> Response:
+    """The export file with its media type, a download file name and the rate it declares.
+
+    ``X-Project-Rate`` ("25", "30000/1001") and ``X-Drop-Frame`` ("1" / "0") name the rate the
+    file's timeline is written at (absent for CSV, whose rows each name their rate).
+    """
     from video_inst.export import FORMATS
 
     media_type, extension = FORMATS[fmt]
     name = safe_filename(stem).replace(" ", "_") or "video_inst"
-    return Response(
-        data,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{name}.{extension}"'},
-    )
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{extension}"'}
+    if rate:
+        headers["X-Project-Rate"] = rate
+        headers["X-Drop-Frame"] = "1" if drop else "0"
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @router.post(
@@ -236,15 +242,26 @@ async def export_endpoint(
     request: Request,
     format: Annotated[ExportFormat, Query(description="File format")],
     title: Annotated[str | None, Query(max_length=200, description="Timeline name")] = None,
+    project_rate: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="The rate EDL / FCP7 events and the FCPXML sequence are written at (25, 29.97, "
+            "29.97 NDF, 30000/1001); default VIDEO_INST_PROJECT_RATE, else the rate most hits share "
+            "(12.5 -> 25, 20 -> 60). Answered in the X-Project-Rate header.",
+        ),
+    ] = None,
     state: ApiState = Depends(get_state),
 ) -> Response:
-    from video_inst.export import export_hits
+    from video_inst.export import ProjectRate, export_file
 
+    # a bad rate is a 422 before the search runs
+    project = ProjectRate.parse(project_rate or state.settings.project_rate)
     body = await read_search_body(request)
     result = await run_in_threadpool(run_query, body, state)
     name = _printable(title or "") or _default_title(body)
-    data = await run_in_threadpool(export_hits, result.hits, format, title=name)
-    return attachment(data, format, name)
+    file = await run_in_threadpool(lambda: export_file(result.hits, format, title=name, project_rate=project))
+    return attachment(file.data, format, name, file.rate, file.drop_frame)
 
 
 def _printable(text: str) -> str:

@@ -40,6 +40,12 @@ function basename(path) {
   return String(path).split(/[\\/]/).pop();
 }
 
+// The hit's source timecode in/out (the frames every export writes) and the rate it counts at.
+function hitTc(hit) {
+  if (!hit.start_tc) return `${fmtTime(hit.start_s)} – ${fmtTime(hit.end_s)}`;
+  return `${hit.start_tc} – ${hit.end_tc} @ ${hit.rate}${hit.drop_frame ? " DF" : ""}`;
+}
+
 function fmtTime(s) {
   const m = Math.floor(s / 60);
   const sec = (s - m * 60).toFixed(2).padStart(5, "0");
@@ -363,7 +369,7 @@ function renderHit(hit, rank, video) {
       "div",
       { class: "hit-meta" },
       el("div", { class: "line1" }, el("b", { text: `#${rank}` }), el("span", { class: "score", text: hit.score.toFixed(3) }), el("span", { class: `mode mode-${hit.mode.replace("+", "-")}`, text: hit.mode })),
-      el("div", { class: "tc", text: `${fmtTime(hit.start_s)} – ${fmtTime(hit.end_s)}  ·  shot ${hit.shot.index} ${hit.shot.start_tc}` }),
+      el("div", { class: "tc", text: `${hitTc(hit)}  ·  shot ${hit.shot.index}` }),
       el("div", { class: "labels", text: labels }),
       more,
     ),
@@ -405,7 +411,7 @@ async function play(hit, video) {
   state.playing = { hit, video, boxes };
   $("now-playing").replaceChildren(
     el("b", { text: basename(hit.path) }),
-    el("span", { text: ` ${fmtTime(hit.start_s)} – ${fmtTime(hit.end_s)} · keyframe ${fmtTime(hit.keyframe_s)} · shot ${hit.shot.index}` }),
+    el("span", { text: ` ${hitTc(hit)} · keyframe ${hit.keyframe_tc || fmtTime(hit.keyframe_s)} · shot ${hit.shot.index}` }),
     el("button", { type: "button", text: "Replay", onclick: () => seekAndPlay(hit.start_s) }),
     el("button", { type: "button", text: "Keyframe", onclick: () => seekAndPause(hit.keyframe_s) }),
   );
