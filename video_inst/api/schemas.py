@@ -200,6 +200,38 @@ class SearchResponse(BaseModel):
     )
 
 
+class ReportSpanOut(BaseModel):
+    shot: int = Field(description="Shot index in its video")
+    start_s: float
+    end_s: float
+    score: float = Field(description="Best score of the tracks merged into this span")
+
+
+class ReportVideoOut(BaseModel):
+    video_id: int
+    path: str
+    shots: list[int] = Field(description="Indices of the shots where the object appears, in time order")
+    screen_time_s: float = Field(description="Length of the union of the counted tracks' spans")
+    first_s: float = Field(description="Start of the first appearance")
+    last_s: float = Field(description="End of the last appearance")
+    first_tc: str = Field(description="first_s as source timecode")
+    last_tc: str = Field(description="last_s as source timecode")
+    duration_s: float | None
+    spans: list[ReportSpanOut] = Field(description="The appearances, merged per shot, in time order")
+    media_url: str
+
+
+class ReportResponse(BaseModel):
+    videos: list[ReportVideoOut]
+    screen_time_s: float = Field(description="Sum of the videos' screen times")
+    threshold: float = Field(
+        description="Tracks scoring at or above this were counted: min_score, else the mode's weak threshold"
+    )
+    mode: str
+    notes: list[str]
+    spaces: dict[str, str] = Field(default_factory=dict)
+
+
 class KeyframeOut(BaseModel):
     keyframe_id: int
     time_s: float

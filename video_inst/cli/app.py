@@ -26,6 +26,7 @@ COMMANDS: tuple[click.Command, ...] = (
     commands.shots,
     commands.delete,
     commands.search_command,
+    commands.report_command,
     commands.saved,
     commands.index,
     commands.demo,

@@ -231,34 +231,79 @@ def delete(video: str) -> None:
 
 def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The query options of ``search`` and ``export``, read by :func:`run_search`."""
-    options = [
-        click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame."),
-        click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image)."),
-        click.option("--text", help="Described subject, e.g. 'a red umbrella'."),
-        click.option("--track", type=int, help="More like this: a stored track id as the query."),
-        click.option(
-            "--top-k",
-            type=click.IntRange(min=1),
-            help="Number of shots.",
-            show_default="VIDEO_INST_DEFAULT_TOP_K, 20",
-        ),
-        click.option("--min-score", type=float, help="Drop hits scoring below this."),
-        click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
-        click.option("--label", help="Only tracks carrying this label (e.g. bird)."),
-        click.option(
-            "--also",
-            "exemplars",
-            multiple=True,
-            metavar="IMAGE[@x0,y0,x1,y1]",
-            help="Another photo (and box) of the same object, searched as one query; repeatable.",
-        ),
-        click.option("--right", "positives", type=int, multiple=True, help="Track id of a hit marked right."),
-        click.option("--wrong", "negatives", type=int, multiple=True, help="Track id of a hit marked wrong."),
-        click.option("--hide-weak", is_flag=True, help="Drop hits under the measured weak-score threshold."),
-    ]
-    for option in reversed(options):
+    for option in reversed(_query_options()):
         command = option(command)
     return command
+
+
+REPORT_SKIPS = ("--top-k", "--hide-weak", "--min-score")  # a report counts every track above its threshold
+
+
+def report_query_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The query options of ``report``: those of ``search`` but the ranking's page and weak filter."""
+    for option in reversed(_query_options(skip=REPORT_SKIPS)):
+        command = option(command)
+    return command
+
+
+def _query_options(skip: tuple[str, ...] = ()) -> list[Callable[..., Any]]:
+    """The query options, as click decorators, without the flags in ``skip``."""
+    options = [
+        ("--image", click.option("--image", type=click.Path(path_type=Path), help="Query photo or frame.")),
+        (
+            "--box",
+            click.option("--box", help="x0,y0,x1,y1 in query-image pixels (default: the whole image)."),
+        ),
+        ("--text", click.option("--text", help="Described subject, e.g. 'a red umbrella'.")),
+        (
+            "--track",
+            click.option("--track", type=int, help="More like this: a stored track id as the query."),
+        ),
+        (
+            "--top-k",
+            click.option(
+                "--top-k",
+                type=click.IntRange(min=1),
+                help="Number of shots.",
+                show_default="VIDEO_INST_DEFAULT_TOP_K, 20",
+            ),
+        ),
+        ("--min-score", click.option("--min-score", type=float, help="Drop hits scoring below this.")),
+        (
+            "--video",
+            click.option("--video", multiple=True, help="Restrict to these videos (id or path); repeatable."),
+        ),
+        ("--label", click.option("--label", help="Only tracks carrying this label (e.g. bird).")),
+        (
+            "--also",
+            click.option(
+                "--also",
+                "exemplars",
+                multiple=True,
+                metavar="IMAGE[@x0,y0,x1,y1]",
+                help="Another photo (and box) of the same object, searched as one query; repeatable.",
+            ),
+        ),
+        (
+            "--right",
+            click.option(
+                "--right", "positives", type=int, multiple=True, help="Track id of a hit marked right."
+            ),
+        ),
+        (
+            "--wrong",
+            click.option(
+                "--wrong", "negatives", type=int, multiple=True, help="Track id of a hit marked wrong."
+            ),
+        ),
+        (
+            "--hide-weak",
+            click.option(
+                "--hide-weak", is_flag=True, help="Drop hits under the measured weak-score threshold."
+            ),
+        ),
+    ]
+    return [o for flag, o in options if flag not in skip]
 
 
 def run_search(**options: Any) -> Any:
@@ -268,8 +313,16 @@ def run_search(**options: Any) -> Any:
 
 def search_query(**options: Any) -> tuple[Any, Any]:
     """(the Query of these CLI options, its result)."""
+    from video_inst.search.searcher import search
+
+    query = build_query(**options)
+    return query, search(query)
+
+
+def build_query(**options: Any) -> Any:
+    """The Query of these CLI options (images decoded, video refs resolved)."""
     from video_inst.media.images import load_image, parse_box
-    from video_inst.search.searcher import Query, search
+    from video_inst.search.searcher import Query
 
     image = load_image(Path(options["image"])) if options.get("image") else None
     exemplars = []
@@ -290,7 +343,7 @@ def search_query(**options: Any) -> tuple[Any, Any]:
         video_ids=video_ids(tuple(options.get("video") or ())),
         label=options.get("label"),
     )
-    return query, search(query)
+    return query
 
 
 def _print_hits(result: Any) -> None:
@@ -358,6 +411,53 @@ def search_command(as_json: bool, server: str | None, save: str | None, **option
         emit([dict(h, mode=answer["mode"], spaces=answer["spaces"]) for h in answer["hits"]])
     else:
         _print_answer(answer)
+
+
+@click.command("report")
+@report_query_options
+@click.option(
+    "--min-score",
+    type=float,
+    help="Count tracks scoring at least this [default: the measured weak-score threshold of the "
+    "query's mode, VIDEO_INST_WEAK_SCORE_DASR / _LABELS].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="The report as one JSON object; errors as a JSON object."
+)
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="The report as CSV: one row per video, then an `all` row."
+)
+def report_command(as_json: bool, as_csv: bool, **options: Any) -> None:
+    """Where the query's object appears: per video the shots, screen time, first and last appearance.
+
+    Counts every track scoring at or above the threshold; screen time is the length of the
+    union of those tracks' spans (two tracks of one moment count once).
+    """
+    from video_inst.search.report import appearance_report
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: choose one")
+    try:
+        report = appearance_report(build_query(**options), settings=get_settings())
+    except VideoInstError as exc:
+        fail(exc)
+    if as_csv:
+        click.echo(report.to_csv(), nl=False)
+        return
+    if as_json:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        emit(report.to_json())
+        return
+    click.echo(f"mode: {report.mode}  threshold: {report.threshold}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for v in report.videos:
+        click.echo(
+            f"video {v.video_id} {v.path}: {v.screen_time_s:.2f}s on screen in {len(v.shots)} shots "
+            f"{v.shots}, first {v.first_s:.2f}s [{v.first_tc}], last {v.last_s:.2f}s [{v.last_tc}]"
+        )
+    click.echo(f"total: {report.screen_time_s:.2f}s in {len(report.videos)} videos")
 
 
 @click.group("saved")

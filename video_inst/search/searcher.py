@@ -42,6 +42,8 @@ from video_inst.spaces.active import SpaceChoice, active_space, track_filter
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 SCORE_DECIMALS = 6
+# Index results per query vector an appearance report counts (Searcher.scored_tracks).
+REPORT_FETCH = 10_000
 
 
 def shown_score(score: float) -> float:
@@ -135,6 +137,36 @@ class SearchResult:
         }
 
 
+@dataclass(frozen=True)
+class TrackScore:
+    """One scored track of :meth:`Searcher.scored_tracks`: where it is and its shown score."""
+
+    track_id: int
+    video_id: int
+    shot_id: int
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass
+class ScoredTracks:
+    """Every track a query scores (filters applied, no per-shot collapse), best first."""
+
+    tracks: list[TrackScore]
+    mode: str
+    notes: list[str] = field(default_factory=list)
+    spaces: dict[str, str] = field(default_factory=dict)
+    weak_below: float | None = None  # the mode's measured threshold (weak_threshold)
+    lowest_fetched: float | None = None  # the lowest score the index returned (before filters)
+    fetch: int = 0  # index results asked for per query vector
+
+    def may_be_cut(self, threshold: float) -> bool:
+        """True when the index's last result still scored at or above ``threshold``: more tracks
+        above it may exist beyond the ``fetch`` asked for."""
+        return self.lowest_fetched is not None and self.lowest_fetched >= threshold and self.fetch > 0
+
+
 @dataclass
 class _Candidate:
     """A scored track (with the view that matched) before it becomes a Hit."""
@@ -143,6 +175,23 @@ class _Candidate:
     score: float
     box_id: int | None = None  # the matching view; None = the track's best view
     keyframe_id: int | None = None  # a frame hit
+
+
+@dataclass
+class _Ranked:
+    """What ``Searcher._rank`` found: scored candidates and how the query was answered."""
+
+    candidates: list[_Candidate]
+    mode: str
+    notes: list[str]
+    spaces: dict[str, str]
+    threshold: float | None
+    dasr_space: int | None
+    vectors: list[np.ndarray]
+
+    def note_whitened(self, session: Session) -> None:
+        if session.info.get("dasr_whitened"):
+            self.spaces["dasr"] = session.info["dasr_whitened"]  # a whitened copy of the DASR space answered
 
 
 def _owners(session: Session, vector_ids: Iterable[int]) -> dict[int, int]:
@@ -239,48 +288,86 @@ class Searcher:
         query.validate(self.settings)
         want = query.offset + query.top_k
         fetch = min(max(want * 10, 100), 10_000)
-        notes: list[str] = []
-        used: dict[str, str] = {}
         with self.catalog.session() as s:
-            dasr = self._active(s, "dasr")
-            if dasr.space_id is not None:
-                used["dasr"] = dasr.name  # type: ignore[assignment]
-                if dasr.note:
-                    notes.append(dasr.note)
-            rankings: list[tuple[str, list[_Candidate]]] = []
-            feedback = _Feedback.load(s, query, dasr) if (query.positives or query.negatives) else None
-            vectors: list[np.ndarray] = []
-            if query.track_id is not None:
-                rankings.append(("track", self._by_track(s, query, fetch, dasr, feedback, vectors)))
-            if (
-                query.image is not None
-                or query.exemplars
-                or query.vectors
-                or (query.positives and query.track_id is None)
-            ):
-                mode = "image" if (query.image is not None or query.exemplars) else "feedback"
-                rankings.append((mode, self._by_image(s, query, fetch, dasr, feedback, vectors)))
-            if query.text and query.text.strip():
-                mode, candidates = self._by_text(s, query, fetch, notes, dasr, used)
-                rankings.append((mode, candidates))
-            if len(rankings) == 1:
-                mode, candidates = rankings[0]
-            else:
-                mode = "+".join(m for m, _ in rankings)
-                candidates = _rrf_by_shot(s, [c for _, c in rankings])
-            if feedback is not None and feedback.negatives:
-                candidates = [c for c in candidates if c.track_id not in feedback.negatives]
-            threshold = weak_threshold(mode, self.settings)
-            hits = self._to_hits(s, candidates, query, mode, dasr.space_id, threshold)
-            if s.info.get("dasr_whitened"):
-                used["dasr"] = s.info["dasr_whitened"]  # a whitened copy of the DASR space answered
+            ranked = self._rank(s, query, fetch)
+            hits = self._to_hits(
+                s, ranked.candidates, query, ranked.mode, ranked.dasr_space, ranked.threshold
+            )
+            ranked.note_whitened(s)
         return SearchResult(
             hits=hits[query.offset : want],
+            mode=ranked.mode,
+            notes=ranked.notes,
+            spaces=ranked.spaces,
+            weak_below=ranked.threshold,
+            query_vectors=ranked.vectors,
+        )
+
+    def scored_tracks(self, query: Query, *, fetch: int = REPORT_FETCH) -> ScoredTracks:
+        """Every track the query scores (up to ``fetch`` index results per query vector), with
+        the search's filters applied but no per-shot collapse, best first: what an appearance
+        report (``search/report.py``) counts. ``top_k``, ``offset`` and ``hide_weak`` are not used."""
+        query.validate(self.settings)
+        with self.catalog.session() as s:
+            ranked = self._rank(s, query, fetch)
+            passing = self._passing(s, ranked.candidates, query, ranked.dasr_space)
+            ranked.note_whitened(s)
+        rows = [
+            TrackScore(
+                track.id, track.video_id, track.shot_id, track.start_s, track.end_s, shown_score(c.score)
+            )
+            for c, track in passing
+        ]
+        return ScoredTracks(
+            tracks=rows,
+            mode=ranked.mode,
+            notes=ranked.notes,
+            spaces=ranked.spaces,
+            weak_below=ranked.threshold,
+            lowest_fetched=min((c.score for c in ranked.candidates), default=None),
+            fetch=fetch,
+        )
+
+    def _rank(self, s: Session, query: Query, fetch: int) -> _Ranked:
+        """The query's scored candidates (tracks, before filters), its mode, notes and spaces."""
+        notes: list[str] = []
+        used: dict[str, str] = {}
+        dasr = self._active(s, "dasr")
+        if dasr.space_id is not None:
+            used["dasr"] = dasr.name  # type: ignore[assignment]
+            if dasr.note:
+                notes.append(dasr.note)
+        rankings: list[tuple[str, list[_Candidate]]] = []
+        feedback = _Feedback.load(s, query, dasr) if (query.positives or query.negatives) else None
+        vectors: list[np.ndarray] = []
+        if query.track_id is not None:
+            rankings.append(("track", self._by_track(s, query, fetch, dasr, feedback, vectors)))
+        if (
+            query.image is not None
+            or query.exemplars
+            or query.vectors
+            or (query.positives and query.track_id is None)
+        ):
+            mode = "image" if (query.image is not None or query.exemplars) else "feedback"
+            rankings.append((mode, self._by_image(s, query, fetch, dasr, feedback, vectors)))
+        if query.text and query.text.strip():
+            mode, candidates = self._by_text(s, query, fetch, notes, dasr, used)
+            rankings.append((mode, candidates))
+        if len(rankings) == 1:
+            mode, candidates = rankings[0]
+        else:
+            mode = "+".join(m for m, _ in rankings)
+            candidates = _rrf_by_shot(s, [c for _, c in rankings])
+        if feedback is not None and feedback.negatives:
+            candidates = [c for c in candidates if c.track_id not in feedback.negatives]
+        return _Ranked(
+            candidates=candidates,
             mode=mode,
             notes=notes,
             spaces=used,
-            weak_below=threshold,
-            query_vectors=vectors,
+            threshold=weak_threshold(mode, self.settings),
+            dasr_space=dasr.space_id,
+            vectors=vectors,
         )
 
     def prepare_image(self, image: np.ndarray) -> tuple[str | None, str]:
@@ -525,34 +612,9 @@ class Searcher:
     ) -> list[Hit]:
         if not candidates:
             return []
-        track_ids = list({c.track_id for c in candidates})
-        label_filter = None
-        if query.label:
-            from video_inst.models.labels import label_class_ids, label_names
-
-            label_filter = set(label_names(label_class_ids(query.label)))
-        # The columns the filters and the per-shot collapse need, for every candidate (up to 10x
-        # the page); whole rows only for the page's hits (``_hydrate``).
-        columns = [Track.id, Track.video_id, Track.shot_id, Track.start_s, Track.end_s, Track.space_id]
-        if label_filter is not None:
-            columns.append(Track.labels)
-        tracks = {t.id: t for t in session.execute(select(*columns).where(Track.id.in_(track_ids)))}
         best_per_shot: dict[int, _Candidate] = {}
-        for c in sorted(candidates, key=lambda c: -c.score):
-            track = tracks.get(c.track_id)
-            if track is None or track.space_id not in (None, dasr_space):
-                continue  # gone, or a track of another DASR space (never mix two backbones' tracks)
-            if query.min_score is not None and shown_score(c.score) < query.min_score:
-                continue
+        for c, track in self._passing(session, candidates, query, dasr_space):
             if query.hide_weak and threshold is not None and shown_score(c.score) < threshold:
-                continue
-            if query.video_ids and track.video_id not in query.video_ids:
-                continue
-            if query.time_range and (
-                track.end_s <= query.time_range[0] or track.start_s >= query.time_range[1]
-            ):
-                continue
-            if label_filter is not None and not ({name for name, _ in track.labels} & label_filter):
                 continue
             best_per_shot.setdefault(track.shot_id, c)
         ranked = sorted(best_per_shot.values(), key=lambda c: -c.score)
@@ -565,6 +627,42 @@ class Searcher:
             for hit in hits:
                 hit.weak = hit.score < threshold
         return hits
+
+    def _passing(
+        self, session: Session, candidates: list[_Candidate], query: Query, dasr_space: int | None
+    ) -> list[tuple[_Candidate, Any]]:
+        """(candidate, track columns) that pass the query's filters, best score first."""
+        if not candidates:
+            return []
+        track_ids = list({c.track_id for c in candidates})
+        label_filter = None
+        if query.label:
+            from video_inst.models.labels import label_class_ids, label_names
+
+            label_filter = set(label_names(label_class_ids(query.label)))
+        # The columns the filters and the per-shot collapse need, for every candidate (up to 10x
+        # the page); whole rows only for the page's hits (``_hydrate``).
+        columns = [Track.id, Track.video_id, Track.shot_id, Track.start_s, Track.end_s, Track.space_id]
+        if label_filter is not None:
+            columns.append(Track.labels)
+        tracks = {t.id: t for t in session.execute(select(*columns).where(Track.id.in_(track_ids)))}
+        out = []
+        for c in sorted(candidates, key=lambda c: -c.score):
+            track = tracks.get(c.track_id)
+            if track is None or track.space_id not in (None, dasr_space):
+                continue  # gone, or a track of another DASR space (never mix two backbones' tracks)
+            if query.min_score is not None and shown_score(c.score) < query.min_score:
+                continue
+            if query.video_ids and track.video_id not in query.video_ids:
+                continue
+            if query.time_range and (
+                track.end_s <= query.time_range[0] or track.start_s >= query.time_range[1]
+            ):
+                continue
+            if label_filter is not None and not ({name for name, _ in track.labels} & label_filter):
+                continue
+            out.append((c, track))
+        return out
 
     def _hydrate(
         self, session: Session, ranked: list[_Candidate], tracks: dict[int, Track], mode: str

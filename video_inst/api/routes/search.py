@@ -1,4 +1,4 @@
-"""``POST /search`` and ``POST /export``: one query body (JSON, or multipart with an image), one search.
+"""``POST /search``, ``/report`` and ``/export``: one query body (JSON, or multipart with an image).
 
 The body is read here rather than by FastAPI because the same endpoint takes JSON and
 multipart; both are validated by ``schemas.SearchRequest``. The search itself (model,
@@ -10,13 +10,14 @@ Example::
     curl -s localhost:8000/search -H 'content-type: application/json' -d '{"text": "bird", "top_k": 5}'
     curl -s localhost:8000/search -F image=@query.jpg -F box=10,20,200,180
     curl -s 'localhost:8000/export?format=edl' -F image=@query.jpg -o hits.edl
+    curl -s 'localhost:8000/report?format=csv' -F image=@query.jpg -F box=10,20,200,180
     curl -s localhost:8000/search/prepare -F image=@query.jpg   # before dragging boxes on it
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request
 from fastapi import UploadFile as UploadParam
@@ -33,12 +34,13 @@ from video_inst.api.redact import public_note
 from video_inst.api.schemas import (
     ExportFormat,
     PreparedImageOut,
+    ReportResponse,
     SearchRequest,
     SearchResponse,
     error_responses,
     search_body_openapi,
 )
-from video_inst.api.serialise import search_json
+from video_inst.api.serialise import media_url, search_json
 
 router = APIRouter(tags=["search"])
 
@@ -171,6 +173,58 @@ async def search_endpoint(request: Request, state: ApiState = Depends(get_state)
     search_ms, serialise_ms = (searched - started) * 1000, (time.perf_counter() - searched) * 1000
     response.headers["Server-Timing"] = f"search;dur={search_ms:.1f}, serialise;dur={serialise_ms:.1f}"
     return response
+
+
+def run_report(body: SearchBody, state: ApiState) -> Any:
+    """Build the Query and report its appearances (blocking: call in the threadpool)."""
+    from video_inst.search.report import appearance_report
+
+    return appearance_report(query_of_body(body, state), settings=state.settings)
+
+
+def _wants_csv(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "csv"
+    accept = request.headers.get("accept", "")
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return "text/csv" in types and "application/json" not in types[: types.index("text/csv")]
+
+
+@router.post(
+    "/report",
+    response_model=ReportResponse,
+    openapi_extra=search_body_openapi(),
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **error_responses(400, 404, 413, 415, 422, 503),
+    },
+    summary="Where a query's object appears: per video the shots, screen time, first and last appearance",
+)
+async def report_endpoint(
+    request: Request,
+    format: Annotated[
+        Literal["json", "csv"] | None,
+        Query(description="json or csv (default: by the Accept header, else json)"),
+    ] = None,
+    state: ApiState = Depends(get_state),
+) -> Response:
+    """The same body as ``/search`` (``top_k``, ``offset`` and ``hide_weak`` are not used): every
+    track scoring at or above ``min_score``, or else the measured weak-score threshold of the
+    query's mode, counts; screen time is the union of their spans (docs/API.md)."""
+    body = await read_search_body(request)
+    report = await run_in_threadpool(run_report, body, state)
+    if _wants_csv(request, format):
+        return Response(
+            report.to_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+    answer = report.to_json()
+    answer["notes"] = [public_note(n, state.settings) for n in answer["notes"]]
+    root = root_of(request)
+    for video in answer["videos"]:
+        video["media_url"] = media_url(root, video["video_id"])
+    return JSONResponse(answer)
 
 
 def prepare_image(data: bytes, name: str | None, state: ApiState) -> PreparedImageOut:

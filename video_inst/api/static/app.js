@@ -3,7 +3,8 @@
  * Query: an image (dropped, chosen or pasted) with an optional box dragged on it, and/or
  * text, or "more like this" (a track id). POST search (multipart with an image, JSON
  * otherwise); hits are grouped by video with a timeline bar each; clicking a hit plays its
- * range from /videos/{id}/media with the track's box drawn over the video.
+ * range from /videos/{id}/media with the track's box drawn over the video. "Appearance report"
+ * POSTs the same query to report and draws a strip per video: where the object is on screen.
  */
 "use strict";
 
@@ -485,6 +486,77 @@ function installPlayer() {
   window.addEventListener("resize", drawOverlay);
 }
 
+/* ------------------------------------------------------------------- report */
+
+async function runReport(query) {
+  if (!query.file && !query.text && !query.track_id) {
+    setStatus("Give an image, a text, or both.", "error");
+    return;
+  }
+  $("report").disabled = true;
+  setStatus("Measuring appearances…", "busy");
+  try {
+    const response = await fetch("report", requestOf({ ...query, top_k: null }));
+    if (!response.ok) {
+      setStatus(await errorText(response), "error");
+      return;
+    }
+    const report = await response.json();
+    const videos = report.videos.length;
+    setStatus(`${report.screen_time_s.toFixed(2)} s on screen in ${videos} video${videos === 1 ? "" : "s"} · ${report.mode}`, "ok");
+    $("notes").replaceChildren(...report.notes.map((n) => el("p", { text: n.split("\n")[0] })));
+    renderReport(report);
+  } catch (err) {
+    setStatus(`report failed: ${err}`, "error");
+  } finally {
+    $("report").disabled = false;
+  }
+}
+
+function renderReport(report) {
+  const panel = $("report-panel");
+  const total = el("p", {
+    class: "report-total",
+    text: `Appearance report: ${report.screen_time_s.toFixed(2)} s on screen in ${report.videos.length} video${report.videos.length === 1 ? "" : "s"} · tracks scoring ≥ ${report.threshold} counted`,
+  });
+  const rows = report.videos.map(renderReportVideo);
+  if (!rows.length) rows.push(el("p", { class: "empty", text: `No track scores ≥ ${report.threshold} for this query.` }));
+  panel.replaceChildren(total, ...rows);
+  panel.hidden = false;
+}
+
+function renderReportVideo(video) {
+  const duration = Math.max(video.duration_s || 0, ...video.spans.map((s) => s.end_s), 0.001);
+  const strip = el("div", { class: "strip", title: `${basename(video.path)}: ${fmtTime(duration)}` });
+  for (const span of video.spans) {
+    const left = (100 * span.start_s) / duration;
+    const width = Math.max((100 * (span.end_s - span.start_s)) / duration, 0.4);
+    strip.append(
+      el("span", {
+        class: "appear",
+        "data-shot": span.shot,
+        title: `shot ${span.shot}: ${fmtTime(span.start_s)}–${fmtTime(span.end_s)}, best score ${span.score.toFixed(3)}`,
+        style: { left: `${left}%`, width: `${Math.min(width, 100 - left)}%` },
+      }),
+    );
+  }
+  return el(
+    "article",
+    { class: "report-video", "data-video-id": video.video_id },
+    el(
+      "header",
+      {},
+      el("h3", { text: basename(video.path), title: video.path }),
+      el("span", {
+        class: "meta",
+        text: `${video.screen_time_s.toFixed(2)} s in ${video.shots.length} shot${video.shots.length === 1 ? "" : "s"} (${video.shots.join(", ")}) · first ${video.first_tc || fmtTime(video.first_s)} · last ${video.last_tc || fmtTime(video.last_s)}`,
+      }),
+    ),
+    strip,
+    el("div", { class: "scale" }, el("span", { text: "0:00" }), el("span", { text: fmtTime(duration) })),
+  );
+}
+
 /* ------------------------------------------------------------------- export */
 
 async function exportHits(format) {
@@ -535,6 +607,7 @@ function main() {
     state.box = null;
     drawCanvas();
   });
+  $("report").addEventListener("click", () => runReport(currentQuery()));
   $("clear-image").addEventListener("click", clearImage);
   $("clear-like").addEventListener("click", () => setLike(null));
   document.querySelectorAll(".export").forEach((b) => b.addEventListener("click", () => exportHits(b.dataset.format)));
