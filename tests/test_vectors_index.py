@@ -4,6 +4,7 @@ atomic saves, filters, and the float16 codec. Synthetic clustered vectors, small
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import faiss
@@ -14,10 +15,17 @@ from video_inst.config import Settings
 from video_inst.errors import ModelSpaceMismatchError
 from video_inst.vectors import codec, rerank
 from video_inst.vectors.errors import CorruptIndexError, InvalidVectorsError, VectorIndexError
-from video_inst.vectors.index import VectorIndex, choose_factory, compact_factory, estimate_bytes, read_header
+from video_inst.vectors.index import (
+    EXACT_FACTORY,
+    VectorIndex,
+    choose_factory,
+    compact_factory,
+    estimate_bytes,
+    read_header,
+)
 
 DIM = 32
-FACTORIES = ["Flat", "HNSW32", "IVF16,PQ16", "IVF16,Flat", "SQ8"]
+FACTORIES = ["Flat", "SQfp16", "HNSW32", "IVF16,PQ16", "IVF16,Flat", "SQ8"]
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +81,58 @@ def test_codec_refuses_bad_input() -> None:
         codec.encode(np.array([[1e6, 0.0]]))
     with pytest.raises(ModelSpaceMismatchError, match="dimension 3"):
         codec.as_matrix(np.zeros((2, 3)), dim=4)
+
+
+def test_codec_sparse_rows_are_lossless_and_smaller() -> None:
+    rng = np.random.default_rng(2)
+    dense_part = rng.standard_normal((3, 1280))
+    relu = np.maximum(rng.standard_normal((4, 1280)), 0.0)  # ~50% zeros, as DASR vectors after a ReLU
+    relu[1, :1200] = 0.0  # very sparse
+    relu[2, 5] = -0.0  # a negative zero is a zero
+    vecs = codec.l2n(np.concatenate([dense_part, relu]))
+    blobs = codec.encode(vecs)
+    half = vecs.astype("<f2")
+    assert [len(b) for b in blobs[:3]] == [2560] * 3  # dense: sparse would be larger
+    assert blobs[0] == half[0].tobytes()
+    for blob, row in zip(blobs[3:], half[3:]):
+        assert len(blob) % 2 == 1 and blob[:1] == b"S"
+        assert len(blob) == codec.sparse_size(1280, int(np.count_nonzero(row))) < 2560
+    assert len(blobs[4]) == 3 + 160 + 2 * int(np.count_nonzero(half[4]))  # 163 + even: odd, no pad
+    assert codec.sparse_size(8, 3) == 3 + 1 + 6 + 1  # 10 bytes: padded to odd
+    back = codec.decode(blobs, 1280)  # a mixed batch
+    np.testing.assert_array_equal(back, half.astype(np.float32))  # exactly the float16 values
+    assert back.dtype == np.float32 and back.flags.c_contiguous
+    np.testing.assert_array_equal(codec.decode(blobs[3:], 1280), half[3:].astype(np.float32))
+    np.testing.assert_array_equal(codec.decode_one(blobs[5], 1280), half[5].astype(np.float32))
+    assert {codec.blob_dim(b) for b in blobs} == {1280}
+    assert codec.encode(back) == blobs  # stable bytes: add_vectors compares blobs to stay idempotent
+
+
+@pytest.mark.parametrize("dim", [1, 7, 8, 9, 513])
+def test_codec_sparse_any_dimension(dim: int) -> None:
+    rng = np.random.default_rng(dim)
+    vecs = codec.l2n(np.maximum(rng.standard_normal((6, dim)), 0.0) * (rng.random((6, dim)) < 0.2))
+    vecs[0] = 0.0  # a zero row stays a zero row
+    blobs = codec.encode(vecs)
+    assert all(len(b) <= 2 * dim for b in blobs)
+    assert {codec.blob_dim(b) for b in blobs} == {dim}
+    np.testing.assert_array_equal(codec.decode(blobs, dim), vecs.astype("<f2").astype(np.float32))
+
+
+def test_codec_sparse_refuses_other_dimensions_and_damage() -> None:
+    vec = codec.l2n(np.eye(1, 64))
+    blob = codec.encode(vec)[0]
+    assert len(blob) % 2 == 1
+    with pytest.raises(ModelSpaceMismatchError, match="dimension 64"):
+        codec.decode([blob], 32)
+    with pytest.raises(ModelSpaceMismatchError, match="dimension 64"):
+        codec.decode([blob], 128)
+    with pytest.raises(InvalidVectorsError, match="disagree"):
+        codec.decode([blob[:-2]], 64)  # the bitmap says 1 value, no byte of it is left
+    with pytest.raises(InvalidVectorsError, match="neither dense nor sparse"):
+        codec.blob_dim(b"X" + blob[1:])
+    with pytest.raises(ModelSpaceMismatchError):
+        codec.decode([b"X" + blob[1:]], 64)
 
 
 def test_l2n_unit_rows_and_zero_rows_stay_zero() -> None:
@@ -148,12 +208,42 @@ def test_approximate_with_reranking_has_high_recall(factory: str) -> None:
     np.testing.assert_allclose(scores, exact, atol=1e-5)
 
 
+def _saved(index: VectorIndex) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="vi_half_")) / "1-region.faiss"
+    index.save(path)
+    return path
+
+
+def test_float16_exact_index_gives_flat_ids_and_scores_at_half_the_bytes() -> None:
+    """Stored vectors are float16 (codec.py): float16 codes hold them exactly, so the default
+    exact index answers as Flat does, filtered or not, after removals, from half the bytes."""
+    data = codec.decode(codec.encode(codec.l2n(np.maximum(clustered(900, seed=21), 0.0))), DIM)
+    ids = np.arange(900, dtype=np.int64) * 7 + 3
+    queries = clustered(12, seed=22)
+    flat, half = VectorIndex(DIM, "Flat"), VectorIndex(DIM, EXACT_FACTORY)
+    assert half.exact and not half.approximate
+    for index in (flat, half):
+        index.add(ids, data)
+        index.remove(ids[::9])
+    np.testing.assert_array_equal(flat.search(queries, 25)[1], half.search(queries, 25)[1])
+    # the same cosines up to float32 rounding (q . l2n(row) there, q . row / |row| here)
+    np.testing.assert_allclose(flat.search(queries, 25)[0], half.search(queries, 25)[0], atol=1e-6)
+    allowed = ids[ids % 3 == 0]
+    got = [index.search(queries, 10, allowed=allowed) for index in (flat, half)]
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    np.testing.assert_allclose(got[0][0], got[1][0], atol=1e-6)
+    back = VectorIndex.load(_saved(half))  # norms rebuilt from the codes of a loaded file
+    np.testing.assert_array_equal(back.search(queries, 25)[1], flat.search(queries, 25)[1])
+    ratio = len(faiss.serialize_index(half._index)) / len(faiss.serialize_index(flat._index))
+    assert ratio < (2 * DIM + 8) / (4 * DIM + 8) + 0.02  # 2 B a dimension instead of 4, + the id
+
+
 def test_filter_by_allowed_ids_and_predicate() -> None:
     data = clustered(1200, seed=5)
     ids = np.arange(1200, dtype=np.int64) + 100
     queries = clustered(8, seed=6)
     allowed = ids[ids % 5 == 0]
-    for factory in ("Flat", "HNSW32"):
+    for factory in ("Flat", "SQfp16", "HNSW32"):
         index = VectorIndex(DIM, factory, exact_subset_max=0)  # force FAISS's own selector path
         index.add(ids, data)
         fetch = _fetcher(ids, data)
@@ -194,7 +284,7 @@ def test_bad_inputs_raise_named_errors() -> None:
 
 
 # ------------------------------------------------------------------------------ files
-@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF16,PQ16"])
+@pytest.mark.parametrize("factory", ["Flat", "SQfp16", "HNSW32", "IVF16,PQ16"])
 def test_save_load_round_trip(tmp_path: Path, factory: str) -> None:
     data = clustered(1000, seed=7)
     ids = np.arange(1000, dtype=np.int64) * 3 + 1
@@ -265,16 +355,16 @@ def test_unreadable_files_raise_corrupt_index_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- factory helpers
 def test_choose_factory_follows_settings() -> None:
     exact = Settings(exact_index_max=200_000, approx_index="hnsw")
-    assert choose_factory(200_000, 512, exact) == "Flat"
+    assert choose_factory(200_000, 512, exact) == EXACT_FACTORY == "SQfp16"
     assert choose_factory(200_001, 512, exact) == "HNSW32"
     ivf = Settings(exact_index_max=200_000, approx_index="ivfpq")
     assert choose_factory(1_000_000, 512, ivf) == "IVF4096,PQ64"
     factory = choose_factory(300_000, 768, ivf)
     assert factory.startswith("IVF") and factory.endswith(",PQ96")
-    assert choose_factory(500, 512, Settings(exact_index_max=10)) == "Flat"  # too small to approximate
+    assert choose_factory(500, 512, Settings(exact_index_max=10)) == EXACT_FACTORY  # too small to approximate
 
 
-@pytest.mark.parametrize("factory", ["Flat", "IVF16,PQ8", "HNSW32"])
+@pytest.mark.parametrize("factory", ["Flat", "SQfp16", "IVF16,PQ8", "HNSW32"])
 def test_estimate_bytes_is_close_to_the_real_size(factory: str) -> None:
     n = 3000
     index = VectorIndex(DIM, factory)
@@ -300,7 +390,7 @@ def test_default_rerank_depth_follows_the_pq_code_size() -> None:
 # ------------------------------------------------------------------ compact indexes (archive scale)
 def test_past_the_exact_size_the_default_is_compact_and_hnsw_only_while_it_fits() -> None:
     default = Settings(exact_index_max=200_000)
-    assert choose_factory(200_000, 1280, default) == "Flat"
+    assert choose_factory(200_000, 1280, default) == EXACT_FACTORY
     factory = choose_factory(10_000_000, 1280, default)
     assert factory.startswith("OPQ64_256,IVF") and factory.endswith(",PQ64|PCA248,fp16")
     assert estimate_bytes(factory, 10_000_000, 1280) / 10_000_000 <= 100  # RAM: codes + ids + tables

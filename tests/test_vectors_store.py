@@ -21,7 +21,7 @@ from video_inst.catalog.models import IndexState, ModelSpace, Vector, Video
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError
 from video_inst.vectors import codec
-from video_inst.vectors.index import VectorIndex
+from video_inst.vectors.index import EXACT_FACTORY, VectorIndex
 from video_inst.vectors.store import IndexStore
 
 DIM = 32
@@ -102,7 +102,7 @@ def test_exact_search_matches_brute_force_and_ids_map_to_rows(store: IndexStore)
     videos = [vids[i % 3] for i in range(600)]
     space_id, ids = add(store, "dasr:test", "region", owners, videos, data)
     report = store.sync(space_id, "region")
-    assert (report.added, report.count, report.factory, report.rebuilt) == (600, 600, "Flat", True)
+    assert (report.added, report.count, report.factory, report.rebuilt) == (600, 600, EXACT_FACTORY, True)
     stored = codec.l2n(store.vectors_for(ids))  # float16 round trip of the L2-normalised input
     queries = clustered(10, seed=5)
     results = store.search(space_id, "region", queries, 8)
@@ -116,7 +116,7 @@ def test_exact_search_matches_brute_force_and_ids_map_to_rows(store: IndexStore)
             assert score == pytest.approx(float(codec.l2n(queries[q])[0] @ stored[pos]), abs=1e-5)
     with store.catalog.session() as s:
         state = s.scalars(select(IndexState).where(IndexState.space_id == space_id)).one()
-        assert (state.generation, state.count, state.factory) == (report.generation, 600, "Flat")
+        assert (state.generation, state.count, state.factory) == (report.generation, 600, EXACT_FACTORY)
 
 
 def test_add_is_idempotent_and_a_changed_vector_replaces_its_row(store: IndexStore) -> None:
@@ -305,7 +305,7 @@ def test_switches_exact_to_approximate_when_it_grows(tmp_path: Path, catalog: Ca
     (vid,) = make_videos(catalog, 1)
     data = clustered(1500, seed=10)
     space_id, _ = add(store, "dasr:test", "track", list(range(800)), [vid] * 800, data[:800])
-    assert store.sync(space_id, "track").factory == "Flat"
+    assert store.sync(space_id, "track").factory == EXACT_FACTORY
     add(store, "dasr:test", "track", list(range(800, 1500)), [vid] * 700, data[800:])
     report = store.sync(space_id, "track")
     assert report.rebuilt and report.factory == "HNSW32" and report.count == 1500
@@ -323,7 +323,7 @@ def test_a_growing_catalog_switches_index_type_in_the_background_while_searches_
     (vid,) = make_videos(catalog, 1)
     data = clustered(2500, seed=31)
     space_id, first = add(store, "dasr:test", "region", list(range(900)), [vid] * 900, data[:900])
-    assert store.sync(space_id, "region").factory == "Flat"
+    assert store.sync(space_id, "region").factory == EXACT_FACTORY
     building = threading.Event()
     real_build = store._build
 
@@ -355,7 +355,7 @@ def test_a_growing_catalog_switches_index_type_in_the_background_while_searches_
     thread.start()
     try:
         report = store.sync(space_id, "region")  # returns at once: the exact index has the new rows
-        assert report.factory == "Flat" and report.count == 2500
+        assert report.factory == EXACT_FACTORY and report.count == 2500
         assert store.search(space_id, "region", data[2400], 1)[0][0][0] == ids[2400]
         assert building.wait(30)
         assert store.wait_switched(120)
@@ -365,7 +365,7 @@ def test_a_growing_catalog_switches_index_type_in_the_background_while_searches_
         thread.join()
     assert not errors
     factories = [f for f, _ in answered]
-    assert factories[0] == "Flat" and factories[-1].startswith("OPQ")  # switched by itself
+    assert factories[0] == EXACT_FACTORY and factories[-1].startswith("OPQ")  # switched by itself
     assert all(ok for _, ok in answered)  # every search answered, and right
     with catalog.session() as s:
         assert s.scalar(select(IndexState.factory).where(IndexState.space_id == space_id)).startswith("OPQ")

@@ -222,7 +222,7 @@ class Vector(Base):
     kind: Mapped[str] = mapped_column(String(16))  # track|frame|region
     owner_id: Mapped[int] = mapped_column(BigInteger)  # tracks.id, keyframes.id or track_boxes.id
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)  # float16 little-endian, L2-normalised
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # L2-normalised float16, dense or sparse (codec.py)
 
 
 class VideoSpace(Base):

@@ -1,7 +1,10 @@
 """One FAISS index over (id, vector) pairs: inner product on L2-normalised vectors, ids = ``vectors.id``.
 
-The index is declared by a FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ64"``).
-``"Flat"`` is exact and the default; approximate indexes fetch ``k * oversample`` candidates
+The index is declared by a FAISS factory string (``"Flat"``, ``"SQfp16"``, ``"HNSW32"``,
+``"IVF1024,PQ64"``). ``"Flat"`` and ``"SQfp16"`` are exact: every vector the store adds comes
+from SQL, where it is already float16 (``codec.py``), so float16 codes hold it exactly and
+give Flat's ids and scores at half the bytes; ``"SQfp16"`` is what :func:`choose_factory`
+picks below ``exact_index_max`` (``EXACT_FACTORY``). Approximate indexes fetch ``k * oversample`` candidates
 and re-rank them with the exact stored vectors through a ``fetch(ids) -> vectors`` callable,
 so their scores are the same cosine similarities the exact index would give.
 
@@ -46,6 +49,9 @@ FILE_FORMAT = 2  # 2: a CRC32 trailer over tombstones + FAISS bytes (format 1 fi
 TRAILER_MAGIC = b"VIFAISSE"
 _TRAILER = struct.Struct("<QI")  # payload length, CRC32 of the payload
 
+# The exact index of the store: float16 codes, exact on stored (float16) vectors, half of "Flat".
+EXACT_FACTORY = "SQfp16"
+
 # fetch(ids) -> float32 (len(ids), dim); rows of ids it no longer knows are NaN.
 Fetch = Callable[[np.ndarray], np.ndarray]
 # An array of allowed ids, a FAISS id selector, or a vectorised predicate ids -> bool mask.
@@ -89,6 +95,67 @@ def _innermost(index: faiss.Index) -> faiss.Index:
     while isinstance(index, faiss.IndexPreTransform | faiss.IndexIDMap | faiss.IndexIDMap2):
         index = faiss.downcast_index(index.index)
     return index
+
+
+_HALF_SLACK = 2.0**-10  # a float16 row stored as is must be this close to unit length
+
+
+def _half_rows(x: np.ndarray) -> np.ndarray:
+    """What a float16 exact index stores: rows already float16 and unit (stored vectors) as they
+    are, so the codes hold them exactly; any other row L2-normalised and rounded to float16."""
+    rounded = x.astype(np.float16).astype(np.float32)
+    norms = np.linalg.norm(rounded, axis=1)
+    keep = (rounded == x).all(axis=1) & ((np.abs(norms - 1) <= _HALF_SLACK) | (norms == 0))
+    if keep.all():
+        return x
+    out = x.copy()
+    out[~keep] = l2n(x[~keep]).astype(np.float16).astype(np.float32)
+    return out
+
+
+class _Norms:
+    """Norms of the rows of a float16 exact index, by id (sorted arrays: 12 B a vector)."""
+
+    def __init__(self, ids: np.ndarray, norms: np.ndarray) -> None:
+        order = np.argsort(ids)
+        self.ids = np.ascontiguousarray(ids[order], dtype=np.int64)
+        self.norms = np.ascontiguousarray(norms[order], dtype=np.float32)
+        self._bounds: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, index: faiss.IndexIDMap2, chunk: int = 16_384) -> _Norms:
+        """From the codes themselves (a loaded file), a chunk at a time."""
+        stored = int(index.ntotal)
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        inner = faiss.downcast_index(index.index)
+        norms = np.empty(stored, dtype=np.float32)
+        for start in range(0, stored, chunk):
+            size = min(chunk, stored - start)
+            norms[start : start + size] = np.linalg.norm(inner.reconstruct_n(start, size), axis=1)
+        return cls(ids, norms)
+
+    def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        fresh = _Norms(ids, np.linalg.norm(rows, axis=1))
+        self.__init__(np.concatenate([self.ids, fresh.ids]), np.concatenate([self.norms, fresh.norms]))
+
+    def remove(self, ids: np.ndarray) -> None:
+        keep = ~np.isin(self.ids, ids)
+        self.ids, self.norms, self._bounds = self.ids[keep], self.norms[keep], None
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Norms of these ids (1 where an id is -1 or unknown; never 0, so a division is safe)."""
+        if not len(self.ids):
+            return np.ones(ids.shape, dtype=np.float32)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        found = self.ids[pos] == ids
+        return np.where(found, np.maximum(self.norms[pos], np.float32(1e-12)), np.float32(1.0))
+
+    def bounds(self) -> tuple[float, float]:
+        """(smallest, largest) norm of a non-zero row: how far a raw ranking can be off."""
+        if self._bounds is None:
+            live = self.norms[self.norms > 0]
+            self._bounds = (float(live.min()), float(live.max())) if len(live) else (1.0, 1.0)
+        return self._bounds
 
 
 class VectorIndex:
@@ -169,11 +236,21 @@ class VectorIndex:
         self._hnsw = isinstance(inner, faiss.IndexHNSW)
         self._pq_bytes = int(inner.pq.M) if hasattr(inner, "pq") else 0
         # FAISS takes id selectors (and per-search parameters) for these; others are filtered after.
-        self._selectors = self._hnsw or self._ivf is not None or isinstance(inner, faiss.IndexFlat)
+        self._selectors = (
+            self._hnsw
+            or self._ivf is not None
+            or isinstance(inner, faiss.IndexFlat | faiss.IndexScalarQuantizer)
+        )
         self.uses_tombstones = isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
-        self.exact = isinstance(inner, faiss.IndexFlat) and not isinstance(
+        # float16 codes are exact on float16 values, which is all the store ever adds (codec.py)
+        half = isinstance(inner, faiss.IndexScalarQuantizer) and (
+            inner.sq.qtype == faiss.ScalarQuantizer.QT_fp16
+        )
+        self.exact = (isinstance(inner, faiss.IndexFlat) or half) and not isinstance(
             self._index, faiss.IndexPreTransform
         )
+        self._half = half and self.exact and isinstance(self._index, faiss.IndexIDMap2)
+        self._norms: _Norms | None = None  # of the float16 rows, by id (built on first search)
 
     @property
     def oversample(self) -> int:
@@ -266,7 +343,7 @@ class VectorIndex:
             present = ids[np.isin(ids, self.ids())]
             if len(present):
                 raise VectorIndexError(f"ids already in the index: {present[:10].tolist()}")
-        x = l2n(x)
+        x = _half_rows(x) if self._half else l2n(x)
         if not self.is_trained:
             self.train(x)
         try:
@@ -275,6 +352,8 @@ class VectorIndex:
             raise VectorIndexError(f"cannot add to {self.factory!r}: {_first_line(err)}") from err
         if self.copy is not None:
             self.copy.add(ids, x)
+        if self._norms is not None:
+            self._norms.add(ids, x)
         self.max_id = max(self.max_id, int(ids.max()))
 
     def remove(self, ids: np.ndarray | Sequence[int]) -> int:
@@ -290,6 +369,8 @@ class VectorIndex:
             self._tomb_sel = None
             return len(live)
         removed = int(self._index.remove_ids(_selector_batch(live)))
+        if self._norms is not None:
+            self._norms.remove(live)
         return removed
 
     def compact(self) -> None:
@@ -415,6 +496,43 @@ class VectorIndex:
         return allowed_sel if allowed_sel is not None else tomb
 
     def _raw_search(
+        self, q: np.ndarray, kk: int, sel: faiss.IDSelector | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self._half:
+            return self._half_search(q, kk, sel)
+        return self._faiss_search(q, kk, sel)
+
+    def _half_search(
+        self, q: np.ndarray, kk: int, sel: faiss.IDSelector | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Flat's exact top kk from the float16 rows: raw inner products divided by each row's norm.
+
+        Flat holds ``l2n(row)`` in float32; float16 codes hold the row itself (within 2^-10 of
+        unit length), so q . row / |row| is Flat's score. Ranking by the raw product may differ
+        from it only within that margin: a wider raw list is re-scored, and widened until no row
+        left out could beat the kk-th score (its raw product is at most the last one fetched).
+        """
+        if self._norms is None:
+            self._norms = _Norms.of(self._index)
+        stored = int(self._index.ntotal)
+        wide = min(stored, max(2 * kk, kk + 32))
+        while True:
+            raw, ids = self._faiss_search(q, wide, sel)
+            norms = self._norms.get(ids)
+            scores = np.where(ids >= 0, raw / norms, -np.inf).astype(np.float32)
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+            top_s, top_i = np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+            if wide >= stored:
+                return top_s, top_i
+            last = raw[:, -1]
+            lo, hi = self._norms.bounds()
+            bound = np.where(last >= 0, last / lo, last / hi)
+            done = (ids[:, -1] < 0) | (top_s[:, kk - 1] >= bound)
+            if done.all():
+                return top_s, top_i
+            wide = min(stored, wide * 4)
+
+    def _faiss_search(
         self, q: np.ndarray, kk: int, sel: faiss.IDSelector | None
     ) -> tuple[np.ndarray, np.ndarray]:
         if self._hnsw:
@@ -695,16 +813,17 @@ COPY_DIMS = 248  # PCA dims of the re-rank copy: 496 B of float16 + 8 B of id <=
 
 
 def choose_factory(n: int, dim: int, settings: Settings | None = None) -> str:
-    """Exact ``"Flat"`` up to ``settings.exact_index_max`` vectors, then a compact index by default.
+    """Exact ``EXACT_FACTORY`` up to ``settings.exact_index_max`` vectors, then a compact index by default.
 
-    Flat costs 4 B a dimension a vector and scans all of them per query; past the threshold
+    The exact index costs 2 B a dimension a vector (float16 codes, the stored vectors exactly)
+    and scans all of them per query; past the threshold
     ``approx_index`` decides: ``compact`` (default, 72 B a vector in RAM), ``ivfpq``, or
     ``hnsw``, which holds full floats and so is taken only while :func:`estimate_bytes` says it
     fits ``settings.index_ram_max``; past that the compact index is chosen instead.
     """
     settings = settings or get_settings()
     if n <= settings.exact_index_max or n < 1000:  # below ~1000 vectors approximation buys nothing
-        return "Flat"
+        return EXACT_FACTORY
     if settings.approx_index == "hnsw" and estimate_bytes("HNSW32", n, dim) <= settings.index_ram_max:
         return "HNSW32"
     if settings.approx_index == "ivfpq":

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from video_inst.catalog.db import Catalog
 from video_inst.catalog.models import IndexState, ModelSpace, Vector
 from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError, NotFoundError
-from video_inst.vectors.codec import as_matrix, decode, encode, l2n
+from video_inst.vectors.codec import as_matrix, blob_dim, decode, encode, l2n
 from video_inst.vectors.errors import InvalidVectorsError
 from video_inst.vectors.index import _id_array
 
@@ -98,7 +98,9 @@ class VectorRows:
         *,
         sqlite_ids: SqliteIds,
     ) -> list[int]:
-        """Store vectors (L2-normalised, float16) in the caller's transaction; returns their row ids.
+        """Store vectors (L2-normalised, float16, sparse where smaller) in the caller's transaction.
+
+        Returns their row ids.
 
         Idempotent per (space, kind, owner): an identical vector keeps its row and id, a changed
         one replaces the row (new id, so a sync sees the change). On SQLite ``sqlite_ids``
@@ -250,12 +252,12 @@ class VectorRows:
             absent = [int(i) for i in ids if int(i) not in known][:10]
             raise NotFoundError(f"no stored vector with id {absent}")
         if dim is None:
-            widths = {len(b) for b in blobs}
+            widths = {blob_dim(b) for b in blobs}
             if len(widths) > 1:
                 raise ModelSpaceMismatchError(
                     "these vector ids belong to model spaces of different dimensions"
                 )
-            dim = widths.pop() // 2 if widths else 0
+            dim = widths.pop() if widths else 0
         out = np.full((len(ids), dim), np.nan, dtype=np.float32)
         if found_ids:
             have = np.asarray(found_ids, dtype=np.int64)

@@ -49,7 +49,7 @@ from video_inst.vectors.errors import (
     IndexUnavailableError,
     VectorIndexError,
 )
-from video_inst.vectors.index import VectorIndex, choose_factory, read_header
+from video_inst.vectors.index import EXACT_FACTORY, VectorIndex, choose_factory, read_header
 from video_inst.vectors.rows import KINDS, VectorRows, check_kind
 
 if TYPE_CHECKING:  # types only: every statement goes through vectors.rows (tool.importlinter)
@@ -127,7 +127,7 @@ def _family(factory: str) -> str:
         return "hnsw"
     if "IVF" in up:
         return "compact" if "|" in up else "ivf"
-    return "flat" if up == "FLAT" else up
+    return "flat" if up in ("FLAT", EXACT_FACTORY.upper()) else up
 
 
 class IndexStore:
@@ -547,7 +547,7 @@ class IndexStore:
         if have == "flat":
             return want  # exact until n passes exact_index_max
         if n < self.settings.exact_index_max // 2:
-            return "Flat"  # shrunk well below the threshold
+            return EXACT_FACTORY  # shrunk well below the threshold
         if wish == "flat":
             return current  # inside the hysteresis band
         if have != wish:
