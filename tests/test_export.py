@@ -353,9 +353,10 @@ def test_csv_rows_parse_back() -> None:
     assert list(rows[0]) == [
         "rank", "video_id", "path", "shot_index", "start_s", "end_s", "start_tc", "end_tc",
         "keyframe_s", "keyframe_tc", "rate", "drop_frame", "x0", "y0", "x1", "y1", "score", "track_id",
-        "labels",
+        "labels", "handle_in", "handle_out",
     ]  # fmt: skip
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert {(r["handle_in"], r["handle_out"]) for r in rows} == {("0", "0")}
     for row, case in zip(rows, CASES, strict=True):
         assert (row["start_tc"], row["end_tc"], row["keyframe_tc"]) == (
             case.tc_in,

@@ -27,6 +27,7 @@ class VideoRef:
     duration_s: float
     width: int
     height: int
+    frame_count: int | None = None  # frames decoded at ingest (the media's last frame + 1); None: unknown
 
 
 @dataclass

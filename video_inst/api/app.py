@@ -93,9 +93,9 @@ def use_label_postings(settings: Settings) -> None:
 
 
 def document_errors(app: FastAPI, max_top_k: int) -> None:
-    """OpenAPI as the app behaves: every 422 is the JSON error shape, SearchRequest is a component,
-    top_k's maximum is this server's ``max_top_k``."""
-    from video_inst.api.schemas import SearchRequest, limit_top_k
+    """OpenAPI as the app behaves: every 422 is the JSON error shape, SearchRequest and ExportRequest
+    are components, top_k's maximum is this server's ``max_top_k``."""
+    from video_inst.api.schemas import ExportRequest, SearchRequest, limit_top_k
 
     build = app.openapi
 
@@ -106,9 +106,10 @@ def document_errors(app: FastAPI, max_top_k: int) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        search_request = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        limit_top_k(search_request, max_top_k)
-        components["SearchRequest"] = search_request
+        for model in (SearchRequest, ExportRequest):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+            limit_top_k(body, max_top_k)
+            components[model.__name__] = body
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():

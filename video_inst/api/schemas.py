@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from video_inst.api.errors import NO_NUL
 from video_inst.config import Settings
+from video_inst.export.selects import MAX_HANDLES, MAX_SELECTED
 
 MAX_ID = 2**53 - 1  # ids the API takes: exact in JSON and JavaScript; larger ones are refused (422)
 MAX_OFFSET = 1_000_000
@@ -88,6 +89,54 @@ class SearchRequest(BaseModel):
         )
 
 
+class ExportRequest(SearchRequest):
+    """``POST /export``: the search body plus the selection (selects, docs/EXPORT.md).
+
+    Without ``picks`` or ``rejects`` the search's page is exported as it is answered.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [NEEDS_TEXT, NEEDS_TRACK, NEEDS_POSITIVES]},
+    )
+
+    picks: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_SELECTED,
+        description="Export only these hits (their track_id), in this order: the selects' rank order. "
+        "Looked up among the query's first max_top_k hits, so picks from any page count.",
+    )
+    rejects: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_SELECTED,
+        description="Without picks: export the page less these hits (track_id).",
+    )
+    handles: int = Field(
+        0,
+        ge=0,
+        le=MAX_HANDLES,
+        description="Source frames added before and after each range, clamped to the media.",
+    )
+    span: Literal["detected", "shot"] = Field(
+        "detected", description="The range of a hit: the detected span (its track) or the whole shot."
+    )
+    order: Literal["rank", "time"] = Field(
+        "rank", description="rank: the selection's order; time: by source file, then source time."
+    )
+    layout: Literal["sequence", "markers"] = Field(
+        "sequence",
+        alias="as",
+        description="sequence: a subclip per hit, one after another; markers: one clip per source file "
+        "with a ranged marker per hit.",
+    )
+
+    def select_options(self) -> Any:
+        from video_inst.export import SelectOptions
+
+        return SelectOptions(handles=self.handles, span=self.span, order=self.order, layout=self.layout)
+
+
 def search_form_schema() -> dict[str, Any]:
     """The multipart form of ``/search`` and ``/export`` (an image, a box and the same fields)."""
     ints = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -113,6 +162,23 @@ def search_form_schema() -> dict[str, Any]:
     }
 
 
+def export_form_schema() -> dict[str, Any]:
+    """The multipart form of ``/export``: the search form plus the selection fields."""
+    schema = search_form_schema()
+    ints = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    schema["properties"].update(
+        {
+            "picks": {"type": "array", "items": ints, "description": "Repeat the field, or '12,7,30'."},
+            "rejects": {"type": "array", "items": ints, "description": "Repeat the field, or '12,7'."},
+            "handles": {"type": "integer", "minimum": 0, "maximum": MAX_HANDLES},
+            "span": {"type": "string", "enum": ["detected", "shot"]},
+            "order": {"type": "string", "enum": ["rank", "time"]},
+            "as": {"type": "string", "enum": ["sequence", "markers"]},
+        }
+    )
+    return schema
+
+
 def limit_top_k(schema: dict[str, Any], max_top_k: int) -> None:
     """Put the server's ``max_top_k`` into the top_k of a search body schema (JSON or form)."""
     top_k = schema.get("properties", {}).get("top_k", {})
@@ -121,14 +187,16 @@ def limit_top_k(schema: dict[str, Any], max_top_k: int) -> None:
             branch["maximum"] = max_top_k
 
 
-def search_body_openapi() -> dict[str, Any]:
-    """``openapi_extra`` of the endpoints that read a search body themselves (JSON or multipart)."""
+def search_body_openapi(model: str = "SearchRequest") -> dict[str, Any]:
+    """``openapi_extra`` of the endpoints that read a search body themselves (JSON or multipart);
+    ``model="ExportRequest"`` for ``/export`` (the search body plus the selection)."""
+    form = export_form_schema() if model == "ExportRequest" else search_form_schema()
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
-                "multipart/form-data": {"schema": search_form_schema()},
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}},
+                "multipart/form-data": {"schema": form},
             },
         }
     }

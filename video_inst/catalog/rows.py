@@ -56,4 +56,5 @@ def video_ref(video: Any) -> VideoRef:
         duration_s=video.duration_s or 0.0,
         width=video.width or 0,
         height=video.height or 0,
+        frame_count=video.frame_count or None,
     )

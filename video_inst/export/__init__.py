@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from video_inst.export.csv_writer import write_hits_csv, write_tracks_csv
+from video_inst.export.csv_writer import write_selects_csv, write_tracks_csv
 from video_inst.export.errors import ExportError
+from video_inst.export.selects import Select, SelectOptions, choose, cut
 from video_inst.export.timeline import (
     DEFAULT_TITLE,
     NAMESPACE,
     TimelineOptions,
     TrackRow,
+    build_selects_timeline,
     build_timeline,
     build_tracks_timeline,
     hit_videos,
@@ -41,6 +43,10 @@ __all__ = [
     "ExportError",
     "ExportFile",
     "ProjectRate",
+    "Select",
+    "SelectOptions",
+    "choose",
+    "cut",
     "export_file",
     "TimelineOptions",
     "TrackRow",
@@ -78,8 +84,13 @@ def export_file(
     *,
     title: str = DEFAULT_TITLE,
     project_rate: str | ProjectRate | None = None,
+    selects: SelectOptions | None = None,
 ) -> ExportFile:
     """The file of ``hits`` (in rank order) in format ``fmt`` (a key of ``FORMATS``).
+
+    ``selects`` (``SelectOptions``: handles, whole shot or detected span, rank or time order,
+    a sequence of subclips or markers on source clips) cuts each hit to the range every format
+    writes (``selects.cut``); pick or reject hits before with ``choose``.
 
     ``project_rate`` ("25", "29.97 DF", "30000/1001"; the API and CLI pass
     ``Settings.project_rate`` when none is asked for; without one, the rate most hits share
@@ -89,11 +100,13 @@ def export_file(
     """
     name = _check_format(fmt)
     project = project_rate if not isinstance(project_rate, str) else ProjectRate.parse(project_rate)
+    chosen = cut(hits, selects)
     if name == "csv":
-        return ExportFile(write_hits_csv(hits), None, None)
+        return ExportFile(write_selects_csv(chosen), None, None)
     spec = TIMELINE_FORMATS[name]
-    options = spec.options(hit_videos(hits), project)
-    timeline = build_timeline(hits, title, options=options)
+    options = spec.options(hit_videos([s.hit for s in chosen]), project)
+    layout = selects.layout if selects is not None else "sequence"
+    timeline = build_selects_timeline(chosen, title, layout=layout, options=options)
     meta = dict(timeline.metadata[NAMESPACE])
     data = spec.write(timeline, options).encode("utf-8")
     return ExportFile(data, str(meta["rate"]), bool(meta["drop_frame"]))
@@ -105,9 +118,10 @@ def export_hits(
     *,
     title: str = DEFAULT_TITLE,
     project_rate: str | ProjectRate | None = None,
+    selects: SelectOptions | None = None,
 ) -> bytes:
     """The file contents of :func:`export_file`."""
-    return export_file(hits, fmt, title=title, project_rate=project_rate).data
+    return export_file(hits, fmt, title=title, project_rate=project_rate, selects=selects).data
 
 
 def export_tracks(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from video_inst.export.rates import SourceClock
+from video_inst.export.selects import Select, cut
 from video_inst.export.timeline import TrackRow
 from video_inst.hits import Hit, VideoRef
 from video_inst.media.timecode import video_span_timecodes
@@ -42,6 +43,8 @@ HIT_COLUMNS = (
     "score",
     "track_id",
     "labels",
+    "handle_in",
+    "handle_out",
 )
 TRACK_COLUMNS = (
     "track_id",
@@ -65,13 +68,20 @@ TRACK_COLUMNS = (
 
 
 def write_hits_csv(hits: Sequence[Hit]) -> bytes:
-    """One row per hit in rank order.
+    """One row per hit in rank order (no handles)."""
+    return write_selects_csv(cut(hits))
+
+
+def write_selects_csv(selects: Sequence[Select]) -> bytes:
+    """One row per select in the order given; ``rank`` is its place in the selection, start / end
+    its range (with handles), ``handle_in`` / ``handle_out`` the handle frames applied.
 
     A hit without ``video`` facts still gets a row (seconds are enough for a spreadsheet); its
     timecode cells stay empty because its frame rate is unknown.
     """
     rows = []
-    for rank, hit in enumerate(hits, start=1):
+    for select in selects:
+        rank, hit = select.rank, select.hit
         tcs = _timecodes(hit.video, hit.start_s, hit.end_s, hit.keyframe_s)
         rows.append(
             {
@@ -87,6 +97,8 @@ def write_hits_csv(hits: Sequence[Hit]) -> bytes:
                 "score": _num(hit.score),
                 "track_id": "" if hit.track_id is None else hit.track_id,
                 "labels": _labels(hit.labels),
+                "handle_in": select.handle_in,
+                "handle_out": select.handle_out,
             }
         )
     return _write(HIT_COLUMNS, rows)

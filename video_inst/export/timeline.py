@@ -44,6 +44,7 @@ from video_inst.export.rates import (
     round_half_up,
     snap_span,
 )
+from video_inst.export.selects import Select, media_frames
 from video_inst.hits import Hit, VideoRef
 
 NAMESPACE = "video_inst"
@@ -148,6 +149,31 @@ def build_timeline(
     return _build(specs, title, options)
 
 
+def build_selects_timeline(
+    selects: Sequence[Select],
+    title: str = DEFAULT_TITLE,
+    *,
+    layout: str = "sequence",
+    options: TimelineOptions | None = None,
+) -> otio.schema.Timeline:
+    """Selects (``selects.cut``) as one timeline, in the order given.
+
+    ``sequence``: a subclip per select (its range with handles) with a marker on its keyframe, as
+    :func:`build_timeline`. ``markers``: one clip per source file covering the whole media (files
+    in order of their first select) with a ranged marker per select on its range; an editor then
+    cuts from the source. Marker names keep the selection rank (``#2 ...``) in either order.
+    """
+    options = options or TimelineOptions()
+    if layout == "markers":
+        return _build(_marker_specs(selects, options.hit_metadata), title, options)
+    specs = []
+    for select in selects:
+        spec = _hit_spec(select.rank, select.hit, options.hit_metadata)
+        spec.metadata.update(_select_metadata(select))
+        specs.append(spec)
+    return _build(specs, title, options)
+
+
 def build_tracks_timeline(
     video: VideoRef,
     tracks: Sequence[TrackRow],
@@ -201,11 +227,7 @@ def _require_video(rank: int, hit: Hit) -> VideoRef:
 
 def _hit_spec(rank: int, hit: Hit, with_json: bool = True) -> _ClipSpec:
     video = _require_video(rank, hit)
-    for name in ("start_s", "end_s", "keyframe_s", "score"):
-        if not math.isfinite(getattr(hit, name)):
-            raise ExportError(f"hit #{rank} ({hit.path}) has a non-finite {name}")
-    if hit.start_s < 0 or hit.end_s < 0:
-        raise ExportError(f"hit #{rank} ({hit.path}) has a negative time: {hit.start_s}..{hit.end_s}")
+    _check_times(rank, hit)
     labels = _label_text(hit.labels)
     name = _one_line(f"#{rank} {hit.score:.2f}" + (f" {labels}" if labels else ""))
     mark = _Mark(
@@ -224,6 +246,58 @@ def _hit_spec(rank: int, hit: Hit, with_json: bool = True) -> _ClipSpec:
         metadata={"rank": rank, "video_id": hit.video_id, "path": hit.path, "shot_index": hit.shot.index},
         marks=[mark],
     )
+
+
+def _select_metadata(select: Select) -> dict[str, Any]:
+    return {"handle_in": select.handle_in, "handle_out": select.handle_out}
+
+
+def _marker_specs(selects: Sequence[Select], with_json: bool) -> list[_ClipSpec]:
+    """One whole-media clip per source file (in order of first select), a ranged marker per select."""
+    specs: dict[int, _ClipSpec] = {}
+    for select in selects:
+        hit = select.hit
+        video = _require_video(select.rank, hit)
+        _check_times(select.rank, hit)
+        spec = specs.get(video.video_id)
+        if spec is None:
+            end_s = max(float(Fraction(media_frames(video)) / SourceClock.from_video(video).rate), hit.end_s)
+            spec = _ClipSpec(
+                video=video,
+                start_s=0.0,
+                end_s=end_s,
+                name_hint=_basename(hit.path or video.path),
+                metadata={"video_id": video.video_id, "path": video.path, "selects": []},
+                marks=[],
+            )
+            specs[video.video_id] = spec
+        spec.metadata["selects"].append(select.rank)
+        labels = _label_text(hit.labels)
+        metadata: dict[str, Any] = {"rank": select.rank, **_select_metadata(select)}
+        if with_json:
+            metadata["hit"] = _jsonable(hit.to_json())
+        spec.marks.append(
+            _Mark(
+                start_s=hit.start_s,
+                end_s=hit.end_s,
+                name=_one_line(f"#{select.rank} {hit.score:.2f}" + (f" {labels}" if labels else "")),
+                colour=MODE_COLOURS.get(hit.mode, OTHER_COLOUR),
+                comment=_box_comment(hit.box, hit.track_id, hit.score, hit.mode)
+                + f" keyframe {hit.keyframe_tc or f'{hit.keyframe_s:.3f}s'}",
+                metadata=metadata,
+            )
+        )
+    for spec in specs.values():
+        spec.marks.sort(key=lambda m: m.start_s)  # a clip's markers in source time (EDL LOC lines too)
+    return list(specs.values())
+
+
+def _check_times(rank: int, hit: Hit) -> None:
+    for name in ("start_s", "end_s", "keyframe_s", "score"):
+        if not math.isfinite(getattr(hit, name)):
+            raise ExportError(f"hit #{rank} ({hit.path}) has a non-finite {name}")
+    if hit.start_s < 0 or hit.end_s < 0:
+        raise ExportError(f"hit #{rank} ({hit.path}) has a negative time: {hit.start_s}..{hit.end_s}")
 
 
 def _track_mark(video: VideoRef, row: TrackRow) -> _Mark:

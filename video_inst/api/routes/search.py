@@ -33,6 +33,7 @@ from video_inst.api.ingest_runner import safe_filename
 from video_inst.api.redact import public_note
 from video_inst.api.schemas import (
     ExportFormat,
+    ExportRequest,
     PreparedImageOut,
     ReportResponse,
     SearchRequest,
@@ -44,7 +45,7 @@ from video_inst.api.serialise import media_url, search_json
 
 router = APIRouter(tags=["search"])
 
-_FORM_FIELDS = set(SearchRequest.model_fields) | {"image", "box"}
+_LIST_FIELDS = ("video_ids", "positives", "negatives", "picks", "rejects")
 MAX_EXEMPLARS = 32  # image parts of one multipart query (Query.validate's limit)
 # fields of one form: positives and negatives may come as one field per track id (1000 each)
 MAX_FORM_FIELDS = 2100
@@ -72,18 +73,24 @@ class SearchBody:
         self.more = more or []
 
 
-def _validated(data: Any) -> SearchRequest:
+def _validated(data: Any, model: type[SearchRequest] = SearchRequest) -> SearchRequest:
     try:
-        return SearchRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
 
-async def read_search_body(request: Request) -> SearchBody:
-    """JSON → SearchRequest; multipart / urlencoded → the same fields plus ``image`` and ``box``."""
+def _field_names(model: type[SearchRequest]) -> list[str]:
+    """The body's field names as clients write them (``as``, not ``layout``)."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+async def read_search_body(request: Request, model: type[SearchRequest] = SearchRequest) -> SearchBody:
+    """JSON → ``model`` (SearchRequest, or ExportRequest for ``/export``); multipart / urlencoded →
+    the same fields plus ``image`` and ``box``."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return await _read_form(request)
+        return await _read_form(request, model)
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
         raise ApiError(
             415,
@@ -94,15 +101,16 @@ async def read_search_body(request: Request) -> SearchBody:
     if not raw.strip():
         raise ApiError(422, "invalid_request", 'empty body: send a JSON object such as {"text": "bird"}')
     try:
-        fields = SearchRequest.model_validate_json(raw)
+        fields = model.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     return SearchBody(fields, None, None, None)
 
 
-async def _read_form(request: Request) -> SearchBody:
+async def _read_form(request: Request, model: type[SearchRequest] = SearchRequest) -> SearchBody:
     form = await request.form(max_files=MAX_EXEMPLARS, max_fields=MAX_FORM_FIELDS)
-    unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+    names = _field_names(model)
+    unknown = sorted(set(form.keys()) - set(names) - {"image", "box"})
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown form fields: {', '.join(unknown)}")
     images: list[tuple[bytes, str | None]] = []
@@ -120,11 +128,11 @@ async def _read_form(request: Request) -> SearchBody:
     boxes += [None] * (len(images) - len(boxes))
     image, image_name = images[0] if images else (None, None)
     data: dict[str, Any] = {}
-    for name in SearchRequest.model_fields:
+    for name in names:
         values = [v for v in form.getlist(name) if isinstance(v, str) and v.strip() != ""]
         if not values:
             continue
-        if name in ("video_ids", "positives", "negatives"):
+        if name in _LIST_FIELDS:
             data[name] = [p.strip() for v in values for p in v.split(",") if p.strip()]
         elif name == "time_range":
             data[name] = [p.strip() for p in values[0].split(",")] if len(values) == 1 else values
@@ -133,7 +141,7 @@ async def _read_form(request: Request) -> SearchBody:
     more = [(data_, name_, box_) for (data_, name_), box_ in zip(images[1:], boxes[1:])]
     box_text = boxes[0] if boxes else None
     await form.close()
-    return SearchBody(_validated(data), image, image_name, box_text, more)
+    return SearchBody(_validated(data, model), image, image_name, box_text, more)
 
 
 def query_of_body(body: SearchBody, state: ApiState) -> Any:
@@ -285,12 +293,25 @@ def attachment(
     return Response(data, media_type=media_type, headers=headers)
 
 
+def run_export_query(body: SearchBody, state: ApiState) -> Any:
+    """The hits an export writes: the search's, or its picked / unrejected ones (blocking)."""
+    from video_inst.search.selection import selected_hits
+
+    fields = body.fields
+    assert isinstance(fields, ExportRequest)
+    hits, _ = selected_hits(
+        query_of_body(body, state), picks=fields.picks, rejects=fields.rejects, settings=state.settings
+    )
+    return hits
+
+
 @router.post(
     "/export",
     response_class=Response,
-    openapi_extra=search_body_openapi(),
+    openapi_extra=search_body_openapi("ExportRequest"),
     responses={**_export_responses(), **error_responses(400, 404, 413, 415, 422, 503)},
-    summary="The hits of a search as an OTIO, EDL, FCPXML, FCP7 XML or CSV file",
+    summary="The hits of a search (or the selects picked from them) as an OTIO, EDL, FCPXML, FCP7 XML "
+    "or CSV file",
 )
 async def export_endpoint(
     request: Request,
@@ -307,14 +328,22 @@ async def export_endpoint(
     ] = None,
     state: ApiState = Depends(get_state),
 ) -> Response:
+    """The body is the ``/search`` body plus the selection: ``picks`` / ``rejects`` (track ids),
+    ``handles`` (frames), ``span`` (detected | shot), ``order`` (rank | time) and ``as``
+    (sequence | markers); docs/EXPORT.md, "Selects"."""
     from video_inst.export import ProjectRate, export_file
 
     # a bad rate is a 422 before the search runs
     project = ProjectRate.parse(project_rate or state.settings.project_rate)
-    body = await read_search_body(request)
-    result = await run_in_threadpool(run_query, body, state)
+    body = await read_search_body(request, ExportRequest)
+    fields = body.fields
+    assert isinstance(fields, ExportRequest)
+    options = fields.select_options()
+    hits = await run_in_threadpool(run_export_query, body, state)
     name = _printable(title or "") or _default_title(body)
-    file = await run_in_threadpool(lambda: export_file(result.hits, format, title=name, project_rate=project))
+    file = await run_in_threadpool(
+        lambda: export_file(hits, format, title=name, project_rate=project, selects=options)
+    )
     return attachment(file.data, format, name, file.rate, file.drop_frame)
 
 

@@ -5,6 +5,7 @@
  * otherwise); hits are grouped by video with a timeline bar each; clicking a hit plays its
  * range from /videos/{id}/media with the track's box drawn over the video. "Appearance report"
  * POSTs the same query to report and draws a strip per video: where the object is on screen.
+ * Selects: hits picked (and reordered) or rejected are what the export buttons write, with handles.
  */
 "use strict";
 
@@ -258,7 +259,10 @@ async function runSearch(query) {
     setStatus(`${result.hits.length} shots in ${videos} videos · ${result.mode} · ${ms} ms`, "ok");
     $("notes").replaceChildren(...result.notes.map((n) => el("p", { text: n.split("\n")[0] })));
     document.querySelectorAll(".export").forEach((b) => (b.disabled = false));
+    resetSelects();
+    rememberHits(result);
     renderResults(result);
+    renderSelects();
   } catch (err) {
     setStatus(`search failed: ${err}`, "error");
   } finally {
@@ -373,6 +377,7 @@ function renderHit(hit, rank, video) {
       el("div", { class: "tc", text: `${hitTc(hit)}  ·  shot ${hit.shot.index}` }),
       el("div", { class: "labels", text: labels }),
       more,
+      selectControls(hit),
     ),
   );
 }
@@ -557,13 +562,151 @@ function renderReportVideo(video) {
   );
 }
 
+/* ------------------------------------------------------------------ selects */
+/* The hits an editor keeps for export, by track id: picked ones in the editor's order (reordered
+   in the Selects list), or, with none picked, every hit but the rejected ones. Exports send them
+   with the handles, span, order and layout chosen (POST export, docs/EXPORT.md "Selects"). A new
+   search starts a new selection. */
+
+const selects = {
+  picks: [], // track ids, in export order
+  rejects: new Set(), // track ids left out when nothing is picked
+  hits: new Map(), // track id -> {hit, rank} of the hits seen in this search
+};
+
+function resetSelects() {
+  selects.picks = [];
+  selects.rejects.clear();
+  selects.hits.clear();
+}
+
+function rememberHits(result) {
+  result.hits.forEach((hit, i) => {
+    if (hit.track_id !== null && !selects.hits.has(hit.track_id)) selects.hits.set(hit.track_id, { hit, rank: i + 1 });
+  });
+}
+
+function togglePick(id) {
+  const at = selects.picks.indexOf(id);
+  if (at >= 0) selects.picks.splice(at, 1);
+  else {
+    selects.picks.push(id);
+    selects.rejects.delete(id);
+  }
+  renderSelects();
+}
+
+function toggleReject(id) {
+  if (selects.rejects.has(id)) selects.rejects.delete(id);
+  else {
+    selects.rejects.add(id);
+    const at = selects.picks.indexOf(id);
+    if (at >= 0) selects.picks.splice(at, 1);
+  }
+  renderSelects();
+}
+
+function moveSelect(id, step) {
+  const at = selects.picks.indexOf(id);
+  const to = at + step;
+  if (at < 0 || to < 0 || to >= selects.picks.length) return;
+  selects.picks.splice(at, 1);
+  selects.picks.splice(to, 0, id);
+  renderSelects();
+}
+
+function selectControls(hit) {
+  const id = hit.track_id;
+  const stop = (fn) => (event) => {
+    event.stopPropagation();
+    fn(id);
+  };
+  return el(
+    "div",
+    { class: "hit-picks" },
+    el("button", { type: "button", class: "pick", "aria-pressed": "false", disabled: id === null, title: "Keep this hit for export", text: "Select", onclick: stop(togglePick) }),
+    el("button", { type: "button", class: "reject", "aria-pressed": "false", disabled: id === null, title: "Leave this hit out of exports", text: "Reject", onclick: stop(toggleReject) }),
+  );
+}
+
+function renderSelects() {
+  const n = selects.picks.length;
+  $("selects-list").replaceChildren(
+    ...selects.picks.map((id, i) => {
+      const { hit, rank } = selects.hits.get(id);
+      return el(
+        "li",
+        { "data-track-id": id, "data-rank": rank },
+        el("span", { text: `#${rank} ${basename(hit.path)} · ${hitTc(hit)}` }),
+        el("button", { type: "button", class: "up", text: "↑", title: "Earlier in the export", disabled: i === 0, onclick: () => moveSelect(id, -1) }),
+        el("button", { type: "button", class: "down", text: "↓", title: "Later in the export", disabled: i === n - 1, onclick: () => moveSelect(id, 1) }),
+        el("button", { type: "button", class: "drop", text: "×", title: "Remove from the selects", onclick: () => togglePick(id) }),
+      );
+    }),
+  );
+  const rejected = selects.rejects.size;
+  $("selects-count").textContent = n
+    ? `${n} picked, exported in this order`
+    : rejected
+      ? `${rejected} rejected: the other hits are exported`
+      : "none: every hit is exported";
+  $("export-label").textContent = n ? `Export ${n} selects` : "Export hits";
+  $("selects-clear").disabled = !n && !rejected;
+  document.querySelectorAll(".hit[data-track-id]").forEach((node) => {
+    if (!node.dataset.trackId) return;
+    const id = Number(node.dataset.trackId);
+    const picked = selects.picks.includes(id);
+    const isRejected = selects.rejects.has(id);
+    node.classList.toggle("picked", picked);
+    node.classList.toggle("rejected", isRejected);
+    node.querySelector(".pick")?.setAttribute("aria-pressed", String(picked));
+    node.querySelector(".reject")?.setAttribute("aria-pressed", String(isRejected));
+  });
+}
+
+function selectionFields() {
+  const handles = parseInt($("handles").value, 10);
+  return {
+    picks: [...selects.picks],
+    rejects: selects.picks.length ? [] : [...selects.rejects],
+    handles: Number.isFinite(handles) ? handles : 0,
+    span: $("span").value,
+    order: $("order").value,
+    as: $("layout").value,
+  };
+}
+
+// The search request of the hits on screen plus the selection fields (multipart or JSON, as the search).
+function exportRequest(query) {
+  const request = requestOf(query);
+  const fields = selectionFields();
+  if (request.body instanceof FormData) {
+    for (const [key, value] of Object.entries(fields)) {
+      if (Array.isArray(value)) {
+        if (value.length) request.body.append(key, value.join(","));
+      } else request.body.append(key, String(value));
+    }
+  } else {
+    request.body = JSON.stringify({ ...JSON.parse(request.body), ...fields });
+  }
+  return request;
+}
+
+function installSelects() {
+  $("selects-clear").addEventListener("click", () => {
+    selects.picks = [];
+    selects.rejects.clear();
+    renderSelects();
+  });
+}
+
 /* ------------------------------------------------------------------- export */
 
 async function exportHits(format) {
   if (!state.lastQuery) return;
   setStatus(`Exporting ${format}…`, "busy");
   try {
-    const response = await fetch(`export?format=${encodeURIComponent(format)}`, requestOf(state.lastQuery));
+    const response = await fetch(`export?format=${encodeURIComponent(format)}`, exportRequest(state.lastQuery));
     if (!response.ok) {
       setStatus(await errorText(response), "error");
       return;
@@ -599,6 +742,7 @@ function main() {
   installDrop();
   installCropper();
   installPlayer();
+  installSelects();
   $("query").addEventListener("submit", (event) => {
     event.preventDefault();
     runSearch(currentQuery());
