@@ -1,8 +1,9 @@
 """The hits an export of a search writes when the editor picked or rejected some (selects).
 
 Picks and rejects name hits by ``track_id``. The editor may have picked them on any page of the
-answer, so a selection is looked up among the query's first ``max_top_k`` hits (from offset 0);
-without picks, the exported hits are the query's own page (offset, top_k) less the rejected ones.
+answer, so picks are looked up among the query's first ``max_top_k`` hits (from offset 0);
+without picks, the exported hits are the query's own page (offset, top_k) as answered, less the
+rejected ones (a rejected id that is not on the page must still be one of those hits).
 The API's ``POST /export`` and ``video-inst export`` both call :func:`selected_hits`.
 
 Example::
@@ -35,10 +36,18 @@ def selected_hits(
     both picked and rejected; the search's own errors as ``search`` raises them.
     """
     settings = settings or get_settings()
-    if not picks and not rejects:
+    if not picks:
+        # The page as answered (a wider search may rank one more shot in: it fetches more).
         result = search(query, settings=settings)
-        return list(result.hits), result
+        shown = {h.track_id for h in result.hits}
+        if any(r not in shown for r in rejects):  # rejected on another page, or not a hit at all
+            choose(_pool(query, settings).hits, rejects=rejects)  # raises for an unknown id
+        return choose(result.hits, rejects=[r for r in rejects if r in shown]), result
     query.validate(settings)  # the caller's own top_k / offset are checked before they are widened
-    pool = search(replace(query, offset=0, top_k=settings.max_top_k), settings=settings)
-    hits = choose(pool.hits, picks=picks, rejects=rejects, page=(query.offset, query.top_k))
-    return hits, pool
+    pool = _pool(query, settings)
+    return choose(pool.hits, picks=picks, rejects=rejects), pool
+
+
+def _pool(query: Query, settings: Settings) -> SearchResult:
+    """The query's first ``max_top_k`` hits: where picks from any page are found."""
+    return search(replace(query, offset=0, top_k=settings.max_top_k), settings=settings)
