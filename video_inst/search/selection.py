@@ -8,7 +8,7 @@ The API's ``POST /export`` and ``video-inst export`` both call :func:`selected_h
 
 Example::
 
-    hits = selected_hits(Query(text="bird"), picks=[12, 7], settings=settings)
+    hits, result = selected_hits(Query(text="bird"), picks=[12, 7], settings=settings)
     export_file(hits, "fcpxml", selects=SelectOptions(handles=12))
 """
 
