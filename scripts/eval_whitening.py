@@ -63,7 +63,7 @@ def evaluate(
         other = [v for k, v in scores.items() if k not in relevant]
         if rel and other:
             gaps.append((min(rel) - max(other)) / max(float(np.std(list(scores.values()))), 1e-9))
-        spaces.update(result.spaces)
+        spaces.add(result.spaces.get("dasr", "none"))  # family -> space: the DASR space that answered
     return float(np.mean(aps)), top3, float(np.mean(gaps)), ",".join(sorted(spaces))
 
 

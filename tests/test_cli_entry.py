@@ -85,6 +85,8 @@ def test_db_downgrade_needs_a_revision_and_a_confirmation(tmp_path: Path) -> Non
     assert "dropped with their data" in refused.stderr
     no_answer = _db(tmp_path, "downgrade", "--revision", "base")  # no terminal, nobody to ask
     assert no_answer.returncode == 1
+    empty = _db(tmp_path, "downgrade", "--revision", " ", "--yes")  # not a revision, even with --yes
+    assert empty.returncode == 2 and "give a revision" in empty.stderr
     assert _db(tmp_path, "current").stdout.strip() == head  # nothing was dropped
 
     confirmed = _db(tmp_path, "downgrade", "--revision", "0002", stdin="y\n")
@@ -92,3 +94,16 @@ def test_db_downgrade_needs_a_revision_and_a_confirmation(tmp_path: Path) -> Non
     assert _db(tmp_path, "current").stdout.strip().startswith("0002")
     assert _db(tmp_path, "downgrade", "--revision", "base", "--yes").returncode == 0
     assert _db(tmp_path, "current").stdout.strip() == "empty"
+
+
+def test_the_library_downgrade_has_no_default_revision(tmp_path: Path) -> None:
+    """``catalog.db.downgrade`` once defaulted to ``base``: a forgotten argument dropped the catalog."""
+    from video_inst.catalog.db import current_revision, downgrade, head_revision, upgrade
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    upgrade(url)
+    with pytest.raises(TypeError):
+        downgrade(url)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="explicit revision"):
+        downgrade(url, "")
+    assert current_revision(url) == head_revision()

@@ -144,8 +144,12 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(url), revision)
 
 
-def downgrade(url: str, revision: str = "base") -> None:
+def downgrade(url: str, revision: str) -> None:
+    """Step the schema back to ``revision``; no default, since ``"base"`` drops every table and row."""
     from alembic import command
+
+    if not revision or not revision.strip():
+        raise ValueError("downgrade needs an explicit revision (e.g. 0002, or base to drop everything)")
 
     with migration_lock(url):
         command.downgrade(alembic_config(url), revision)

@@ -58,6 +58,10 @@ def db_downgrade(revision: str, yes: bool) -> None:
 
     from video_inst.catalog.db import current_revision, downgrade
 
+    if not revision.strip():
+        raise click.BadParameter(
+            "give a revision, e.g. 0002 (`base` drops everything)", param_hint="--revision"
+        )
     url = get_settings().resolved_database_url
     now = current_revision(url) or "empty"
     if not yes:
