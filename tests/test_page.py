@@ -215,7 +215,9 @@ def test_page_filters_paging_flat_list_and_url_state(browser, live_api: LiveApi)
     everything = _search_answer(page, lambda: page.click("#search"))
     hits = everything["hits"]
     assert len(hits) >= 2 and len({h["video_id"] for h in hits}) >= 2, hits  # a hit in each clip
-    assert _params(page) == {"img": "1", "top_k": "20"}  # the image itself is not in the URL
+    params = _params(page)
+    assert re.fullmatch(r"[0-9a-z]+-1", params.pop("img"))  # names the image in the page's memory
+    assert params == {"top_k": "20"}  # the image itself is not in the URL
 
     # SMPTE in / out on each card: the hit's own source timecode
     cards = _cards(page)
@@ -231,6 +233,8 @@ def test_page_filters_paging_flat_list_and_url_state(browser, live_api: LiveApi)
     assert [c["rank"] for c in flat] == list(range(1, len(hits) + 1))
     assert [c["track"] for c in flat] == [h["track_id"] for h in hits]
     assert _params(page)["view"] == "flat"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-flat-list.png"), full_page=True)
 
     # filter by video: the body's video_ids, fewer hits, all of that video, held in the URL
     other = hits[-1]["video_id"]
@@ -330,6 +334,14 @@ def test_page_filters_paging_flat_list_and_url_state(browser, live_api: LiveApi)
     page.reload()
     page.wait_for_function("() => /drop the image again/.test(document.getElementById('status').textContent)")
     assert page.locator("#results .hit").count() == 0
+    # nor does an image dropped after the reload stand in for it when back returns there
+    other_image, _, _ = frame_png(live_api.media / "clips" / "realshort.mp4", 0.5)
+    page.set_input_files("#file", files=[{"name": "b.png", "mimeType": "image/png", "buffer": other_image}])
+    page.locator("#crop").wait_for(state="visible")
+    _search_answer(page, lambda: page.click("#search"))
+    page.go_back()
+    page.wait_for_function("() => /drop the image again/.test(document.getElementById('status').textContent)")
+    assert page.locator("#crop").is_hidden() and page.locator("#results .hit").count() == 0
     assert errors == []
     page.close()
 

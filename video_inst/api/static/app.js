@@ -9,13 +9,17 @@
  * Filters (min score, video, label, time range, hide weak) go as the search body's fields; pages
  * of top_k hits by offset; grouped or flat (rank order) view. The query's fields, view and page
  * are the URL's (pushState), so reload and back / forward restore them; a query image is kept in
- * this page's memory only (the URL names it "img=N"), so a reload says it must be dropped again.
+ * this page's memory only (the URL names it "img=<load>-<n>"), so a reload says it must be dropped again.
  * J / K next / previous hit, L play it, I / O its in / out point; hovering a thumbnail scrubs
  * through its shot's keyframes.
  */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+
+// Names this page load in image keys: an "img" left in the history by an earlier load (or a
+// shared link) never matches an image dropped after a reload.
+const PAGE_ID = Math.random().toString(36).slice(2, 8);
 
 const state = {
   file: null, // the query image (File / Blob)
@@ -27,7 +31,7 @@ const state = {
   playing: null, // {hit, video, boxes}
   trackBoxes: new Map(), // track id -> [{time_s, box}]
   imageKey: null, // the key of state.file in state.images (the URL's "img")
-  images: new Map(), // key -> File: query images of this page's history (memory only)
+  images: new Map(), // key ("<PAGE_ID>-<n>") -> File: query images of this page's history (memory only)
   imageSeq: 0,
   view: "grouped", // or "flat": one list in rank order
   offset: 0, // of the hits on screen
@@ -95,7 +99,7 @@ async function setImage(file, { box = null, key = null, send = true } = {}) {
     return false;
   }
   if (key === null) {
-    key = ++state.imageSeq;
+    key = `${PAGE_ID}-${++state.imageSeq}`;
     state.images.set(key, file);
   }
   state.file = file;
@@ -288,13 +292,13 @@ function requestOf(query) {
 }
 
 /* ---------------------------------------------------------------- URL state */
-/* The URL holds the query's fields, the view and the page, not the image: "img=N" names a
+/* The URL holds the query's fields, the view and the page, not the image: "img=<load>-<n>" names a
    query image kept in this page's memory (state.images), which back / forward find again and a
    reload (or a shared link) does not. */
 
 function paramsOf(query, view = state.view) {
   const params = new URLSearchParams();
-  if (query.imageKey !== null && query.imageKey !== undefined) params.set("img", String(query.imageKey));
+  if (query.imageKey) params.set("img", query.imageKey);
   if (query.box) params.set("box", query.box.join(","));
   if (query.text) params.set("text", query.text);
   if (query.track_id !== null) params.set("track", String(query.track_id));
@@ -347,7 +351,7 @@ async function restoreFromUrl() {
   const box = get("box") ? get("box").split(",").map(Number) : null;
   let lostImage = false;
   if (params.has("img")) {
-    const key = Number(get("img"));
+    const key = get("img");
     const file = state.images.get(key);
     if (file) await setImage(file, { box: box && box.length === 4 ? box : null, key, send: false });
     else {
@@ -562,7 +566,7 @@ function renderHit(hit, rank, video, withVideo = false) {
   });
   return el(
     "li",
-    { class: `hit${hit.weak ? " weak" : ""}`, "data-rank": rank, "data-track-id": hit.track_id ?? "", "data-video-id": hit.video_id, tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
+    { class: "hit", "data-rank": rank, "data-track-id": hit.track_id ?? "", "data-video-id": hit.video_id, tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
     thumb,
     el(
       "div",
