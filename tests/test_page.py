@@ -252,6 +252,16 @@ def test_page_filters_paging_flat_list_and_url_state(browser, live_api: LiveApi)
     assert 0 < len(scored["hits"]) < len(hits) and all(h["score"] >= floor for h in scored["hits"])
     assert _params(page)["min_score"] == str(floor) and "video" not in _params(page)
 
+    # a time range past every hit: none left, and the page says so
+    page.fill("#f-min-score", "")
+    page.fill("#f-from", "1000")
+    assert _search_answer(page, lambda: page.click("#search"))["hits"] == []
+    assert page.text_content("#results .empty") == "No shot matches this query."
+    assert _params(page)["from"] == "1000" and "to" not in _params(page)
+    page.go_back()  # to the min score search (the back button checks below start from there)
+    _wait_cards(page, len(scored["hits"]))
+    page.fill("#f-from", "")
+
     # the back button: the previous filters (video), then the first search, the image from memory
     page.go_back()
     _wait_cards(page, len(narrowed["hits"]))
