@@ -6,10 +6,20 @@
  * range from /videos/{id}/media with the track's box drawn over the video. "Appearance report"
  * POSTs the same query to report and draws a strip per video: where the object is on screen.
  * Selects: hits picked (and reordered) or rejected are what the export buttons write, with handles.
+ * Filters (min score, video, label, time range, hide weak) go as the search body's fields; pages
+ * of top_k hits by offset; grouped or flat (rank order) view. The query's fields, view and page
+ * are the URL's (pushState), so reload and back / forward restore them; a query image is kept in
+ * this page's memory only (the URL names it "img=<load>-<n>"), so a reload says it must be dropped again.
+ * J / K next / previous hit, L play it, I / O its in / out point; hovering a thumbnail scrubs
+ * through its shot's keyframes.
  */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+
+// Names this page load in image keys: an "img" left in the history by an earlier load (or a
+// shared link) never matches an image dropped after a reload.
+const PAGE_ID = Math.random().toString(36).slice(2, 8);
 
 const state = {
   file: null, // the query image (File / Blob)
@@ -20,6 +30,13 @@ const state = {
   result: null,
   playing: null, // {hit, video, boxes}
   trackBoxes: new Map(), // track id -> [{time_s, box}]
+  imageKey: null, // the key of state.file in state.images (the URL's "img")
+  images: new Map(), // key ("<PAGE_ID>-<n>") -> File: query images of this page's history (memory only)
+  imageSeq: 0,
+  view: "grouped", // or "flat": one list in rank order
+  offset: 0, // of the hits on screen
+  cursor: null, // rank of the hit J / K moved to
+  shots: new Map(), // video id -> Promise of its shots (hover-scrub keyframes)
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -72,25 +89,33 @@ async function errorText(response) {
 
 /* ------------------------------------------------------------- query image */
 
-async function setImage(file) {
-  if (!file) return;
+async function setImage(file, { box = null, key = null, send = true } = {}) {
+  if (!file) return false;
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch (_) {
     setStatus(`${file.name || "that file"} is not an image this browser can read`, "error");
-    return;
+    return false;
+  }
+  if (key === null) {
+    key = `${PAGE_ID}-${++state.imageSeq}`;
+    state.images.set(key, file);
   }
   state.file = file;
+  state.imageKey = key;
   state.bitmap = bitmap;
-  state.box = null;
+  state.box = box;
   $("drop-hint").hidden = true;
   $("crop").hidden = false;
   $("crop-tools").hidden = false;
   $("drop").classList.add("has-image");
   layoutCanvas();
-  setStatus("Drag a box around the object, or search with the whole image.");
-  prepare(file);
+  if (send) {
+    setStatus("Drag a box around the object, or search with the whole image.");
+    prepare(file);
+  }
+  return true;
 }
 
 /* Send the image now: the server runs the network over it while a box is dragged, and the
@@ -104,6 +129,7 @@ function prepare(file) {
 
 function clearImage() {
   state.file = null;
+  state.imageKey = null;
   state.bitmap = null;
   state.box = null;
   $("crop").hidden = true;
@@ -211,33 +237,152 @@ function installDrop() {
 
 /* ------------------------------------------------------------------- search */
 
+function numberOf(id) {
+  const text = $(id).value.trim();
+  const value = text === "" ? NaN : Number(text);
+  return Number.isFinite(value) ? value : null;
+}
+
+// The form's query (offset 0: a new search starts at its first page).
 function currentQuery() {
   const topK = parseInt($("top-k").value, 10);
+  const from = numberOf("f-from");
+  const to = numberOf("f-to");
+  const video = parseInt($("f-video").value, 10);
   return {
     file: state.file,
+    imageKey: state.file ? state.imageKey : null,
     box: state.file ? state.box : null,
     text: $("text").value.trim() || null,
     track_id: state.like,
     top_k: Number.isFinite(topK) && topK > 0 ? topK : null,
+    min_score: numberOf("f-min-score"),
+    video_ids: Number.isFinite(video) ? [video] : null,
+    label: $("f-label").value.trim() || null,
+    // an open end is the whole video: 0 .. a time past any video's end
+    time_range: from === null && to === null ? null : [from ?? 0, to ?? 1e9],
+    hide_weak: $("f-hide-weak").checked,
+    offset: 0,
   };
 }
 
+const BODY_FIELDS = ["text", "track_id", "top_k", "min_score", "video_ids", "label", "time_range", "offset", "hide_weak"];
+
+// The search body's fields of a query that are set (offset 0 and hide_weak false are defaults).
+function bodyFields(query) {
+  const body = {};
+  for (const key of BODY_FIELDS) {
+    const value = query[key];
+    if (value === null || value === undefined || value === false || (key === "offset" && !value)) continue;
+    body[key] = value;
+  }
+  return body;
+}
+
 function requestOf(query) {
+  const body = bodyFields(query);
   if (query.file) {
     const form = new FormData();
     form.append("image", query.file, query.file.name || "query.png");
     if (query.box) form.append("box", query.box.join(","));
-    if (query.text) form.append("text", query.text);
-    if (query.track_id) form.append("track_id", String(query.track_id));
-    if (query.top_k) form.append("top_k", String(query.top_k));
+    for (const [key, value] of Object.entries(body)) form.append(key, Array.isArray(value) ? value.join(",") : String(value));
     return { method: "POST", body: form };
   }
-  const body = {};
-  for (const key of ["text", "track_id", "top_k"]) if (query[key] !== null) body[key] = query[key];
   return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
-async function runSearch(query) {
+/* ---------------------------------------------------------------- URL state */
+/* The URL holds the query's fields, the view and the page, not the image: "img=<load>-<n>" names a
+   query image kept in this page's memory (state.images), which back / forward find again and a
+   reload (or a shared link) does not. */
+
+function paramsOf(query, view = state.view) {
+  const params = new URLSearchParams();
+  if (query.imageKey) params.set("img", query.imageKey);
+  if (query.box) params.set("box", query.box.join(","));
+  if (query.text) params.set("text", query.text);
+  if (query.track_id !== null) params.set("track", String(query.track_id));
+  if (query.top_k) params.set("top_k", String(query.top_k));
+  if (query.min_score !== null) params.set("min_score", String(query.min_score));
+  if (query.video_ids) params.set("video", query.video_ids.join(","));
+  if (query.label) params.set("label", query.label);
+  if (query.time_range) {
+    params.set("from", String(query.time_range[0]));
+    if (query.time_range[1] < 1e9) params.set("to", String(query.time_range[1]));
+  }
+  if (query.hide_weak) params.set("hide_weak", "1");
+  if (query.offset) params.set("offset", String(query.offset));
+  if (view !== "grouped") params.set("view", view);
+  return params;
+}
+
+// The same search, whatever its page and view: a new one starts a new selection.
+function searchKey(query) {
+  const params = paramsOf({ ...query, offset: 0 }, "grouped");
+  return params.toString();
+}
+
+function writeUrl(query, push) {
+  const search = `?${paramsOf(query).toString()}`;
+  if (search === location.search) return;
+  const url = `${location.pathname}${search === "?" ? "" : search}`;
+  if (push) history.pushState({ search: true }, "", url);
+  else history.replaceState({ search: true }, "", url);
+}
+
+// Put the URL's query into the form and run it (reload, back / forward, a shared link).
+async function restoreFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const get = (name) => params.get(name) ?? "";
+  $("text").value = get("text");
+  $("top-k").value = get("top_k") || $("top-k").defaultValue;
+  $("f-min-score").value = get("min_score");
+  $("f-label").value = get("label");
+  $("f-from").value = get("from");
+  $("f-to").value = get("to");
+  $("f-hide-weak").checked = get("hide_weak") === "1";
+  await videosListed;
+  const video = get("video");
+  if (video && ![...$("f-video").options].some((o) => o.value === video)) $("f-video").append(el("option", { value: video, text: `video ${video}` }));
+  $("f-video").value = video;
+  const track = parseInt(get("track"), 10);
+  setLike(Number.isFinite(track) ? track : null);
+  setView(get("view") === "flat" ? "flat" : "grouped", false);
+  const box = get("box") ? get("box").split(",").map(Number) : null;
+  let lostImage = false;
+  if (params.has("img")) {
+    const key = get("img");
+    const file = state.images.get(key);
+    if (file) await setImage(file, { box: box && box.length === 4 ? box : null, key, send: false });
+    else {
+      clearImage();
+      lostImage = true;
+    }
+  } else clearImage();
+  const query = currentQuery();
+  query.offset = Math.max(0, parseInt(get("offset"), 10) || 0);
+  if (lostImage) {
+    showResults(null);
+    setStatus("This search was by an image, which is kept only in the page that searched (not across a reload or in a shared link): drop the image again to search.", "error");
+    return;
+  }
+  if (!query.file && !query.text && query.track_id === null) {
+    showResults(null);
+    setStatus("");
+    return;
+  }
+  await runSearch(query, { history: "none" });
+}
+
+function showResults(result) {
+  $("results-bar").hidden = result === null;
+  if (result === null) {
+    state.result = null;
+    $("results").replaceChildren();
+  }
+}
+
+async function runSearch(query, { history: mode = "push" } = {}) {
   if (!query.file && !query.text && !query.track_id) {
     setStatus("Give an image, a text, or both.", "error");
     return;
@@ -252,16 +397,22 @@ async function runSearch(query) {
       return;
     }
     const result = await response.json();
+    const sameSearch = state.lastQuery !== null && searchKey(state.lastQuery) === searchKey(query);
     state.result = result;
     state.lastQuery = query;
+    state.offset = query.offset || 0;
+    state.cursor = null;
+    if (mode !== "none") writeUrl(query, mode === "push");
     const ms = Math.round(performance.now() - started);
     const videos = new Set(result.hits.map((h) => h.video_id)).size;
     setStatus(`${result.hits.length} shots in ${videos} videos · ${result.mode} · ${ms} ms`, "ok");
     $("notes").replaceChildren(...result.notes.map((n) => el("p", { text: n.split("\n")[0] })));
     document.querySelectorAll(".export").forEach((b) => (b.disabled = false));
-    resetSelects();
-    rememberHits(result);
+    if (!sameSearch) resetSelects(); // another page of the same search keeps the picks
+    rememberHits(result, state.offset);
+    showResults(result);
     renderResults(result);
+    renderPager(result, query);
     renderSelects();
   } catch (err) {
     setStatus(`search failed: ${err}`, "error");
@@ -278,26 +429,70 @@ function setLike(trackId) {
 
 /* ------------------------------------------------------------------ results */
 
-function renderResults(result) {
-  const groups = new Map();
-  result.hits.forEach((hit, i) => {
-    if (!groups.has(hit.video_id)) groups.set(hit.video_id, []);
-    groups.get(hit.video_id).push({ hit, rank: i + 1 });
-  });
-  const sections = [];
-  for (const [videoId, items] of groups) {
-    const video = result.videos[String(videoId)] || {
-      video_id: videoId,
-      path: items[0].hit.path,
-      duration_s: Math.max(...items.map((x) => x.hit.end_s)),
+function videoOf(result, hit) {
+  return (
+    result.videos[String(hit.video_id)] || {
+      video_id: hit.video_id,
+      path: hit.path,
+      duration_s: Math.max(...result.hits.filter((h) => h.video_id === hit.video_id).map((h) => h.end_s)),
       width: 0,
       height: 0,
-      media_url: `videos/${videoId}/media`,
-    };
-    sections.push(renderGroup(video, items));
+      media_url: `videos/${hit.video_id}/media`,
+    }
+  );
+}
+
+// The hit's rank in the whole answer (1-based; the page starts at the query's offset).
+function rankOf(hit) {
+  return state.offset + state.result.hits.indexOf(hit) + 1;
+}
+
+function renderResults(result) {
+  const items = result.hits.map((hit, i) => ({ hit, rank: state.offset + i + 1 }));
+  const sections = [];
+  if (state.view === "flat") {
+    if (items.length) {
+      sections.push(el("ol", { class: "hits flat", start: state.offset + 1 }, ...items.map(({ hit, rank }) => renderHit(hit, rank, videoOf(result, hit), true))));
+    }
+  } else {
+    const groups = new Map();
+    for (const item of items) {
+      if (!groups.has(item.hit.video_id)) groups.set(item.hit.video_id, []);
+      groups.get(item.hit.video_id).push(item);
+    }
+    for (const group of groups.values()) sections.push(renderGroup(videoOf(result, group[0].hit), group));
   }
-  if (!sections.length) sections.push(el("p", { class: "empty", text: "No shot matches this query." }));
+  if (!sections.length) sections.push(el("p", { class: "empty", text: state.offset ? "No more shots: this is past the last page." : "No shot matches this query." }));
   $("results").replaceChildren(...sections);
+  $("results").setAttribute("aria-label", state.view === "flat" ? "Hits in rank order" : "Hits grouped by video");
+  // the URL query these hits answer (as location.search, without "?"): what tests wait for
+  $("results").dataset.query = paramsOf({ ...state.lastQuery, offset: state.offset }).toString();
+}
+
+function renderPager(result, query) {
+  const size = query.top_k || result.hits.length || 1;
+  const first = state.offset + 1;
+  $("page-info").textContent = result.hits.length ? `hits ${first}–${state.offset + result.hits.length}` : `no hits from ${first}`;
+  $("prev").disabled = state.offset === 0;
+  // a full page may have a next one; a short page is the last
+  $("next").disabled = result.hits.length < size;
+}
+
+function goToPage(step) {
+  if (!state.lastQuery) return;
+  const size = state.lastQuery.top_k || parseInt($("top-k").defaultValue, 10);
+  const offset = Math.max(0, state.offset + step * size);
+  runSearch({ ...state.lastQuery, offset });
+}
+
+function setView(view, write = true) {
+  state.view = view;
+  $("view").value = view;
+  if (state.result) {
+    renderResults(state.result);
+    renderSelects();
+  }
+  if (write && state.lastQuery) writeUrl({ ...state.lastQuery, offset: state.offset }, false);
 }
 
 function renderGroup(video, items) {
@@ -336,10 +531,13 @@ function renderGroup(video, items) {
   );
 }
 
-function renderHit(hit, rank, video) {
+function renderHit(hit, rank, video, withVideo = false) {
   const thumb = el("div", { class: "thumb" });
   if (video.width && video.height) thumb.style.aspectRatio = `${video.width} / ${video.height}`;
-  if (hit.thumbnail_url) thumb.append(el("img", { src: hit.thumbnail_url, alt: `keyframe at ${fmtTime(hit.keyframe_s)}`, loading: "lazy" }));
+  if (hit.thumbnail_url) {
+    thumb.append(el("img", { src: hit.thumbnail_url, alt: `keyframe at ${fmtTime(hit.keyframe_s)}`, loading: "lazy" }));
+    installScrub(thumb, hit);
+  }
   const wholeFrame = (box) => (box[2] - box[0]) * (box[3] - box[1]) >= 0.97 * video.width * video.height;
   if (hit.box.length === 4 && video.width && video.height && !wholeFrame(hit.box)) {
     const [x0, y0, x1, y1] = hit.box;
@@ -368,18 +566,73 @@ function renderHit(hit, rank, video) {
   });
   return el(
     "li",
-    { class: "hit", "data-rank": rank, "data-track-id": hit.track_id ?? "", tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
+    { class: "hit", "data-rank": rank, "data-track-id": hit.track_id ?? "", "data-video-id": hit.video_id, tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
     thumb,
     el(
       "div",
       { class: "hit-meta" },
       el("div", { class: "line1" }, el("b", { text: `#${rank}` }), el("span", { class: "score", text: hit.score.toFixed(3) }), el("span", { class: `mode mode-${hit.mode.replace("+", "-")}`, text: hit.mode })),
-      el("div", { class: "tc", text: `${hitTc(hit)}  ·  shot ${hit.shot.index}` }),
+      withVideo ? el("div", { class: "video-name", text: basename(hit.path), title: hit.path }) : null,
+      tcLine(hit),
       el("div", { class: "labels", text: labels }),
       more,
       selectControls(hit),
     ),
   );
+}
+
+// The hit's SMPTE in / out (the frames every export writes), each in its own span.
+function tcLine(hit) {
+  if (!hit.start_tc) return el("div", { class: "tc", text: `${hitTc(hit)}  ·  shot ${hit.shot.index}` });
+  return el(
+    "div",
+    { class: "tc", title: "source timecode in – out (out exclusive), the rate it counts at" },
+    el("span", { class: "tc-in", text: hit.start_tc }),
+    " – ",
+    el("span", { class: "tc-out", text: hit.end_tc }),
+    ` @ ${hit.rate}${hit.drop_frame ? " DF" : ""}  ·  shot ${hit.shot.index}`,
+  );
+}
+
+/* Hover-scrub: the pointer's position across a thumbnail picks one of its shot's keyframes
+   (GET videos/{id}/shots, once per video); leaving it shows the hit's keyframe again. */
+function shotsOf(videoId) {
+  if (!state.shots.has(videoId)) {
+    state.shots.set(
+      videoId,
+      fetch(`videos/${videoId}/shots`)
+        .then((r) => (r.ok ? r.json() : []))
+        .catch(() => []),
+    );
+  }
+  return state.shots.get(videoId);
+}
+
+function installScrub(thumb, hit) {
+  const img = thumb.querySelector("img");
+  let frames = null;
+  thumb.addEventListener("pointerenter", async () => {
+    if (frames === null) {
+      const shots = await shotsOf(hit.video_id);
+      const shot = shots.find((s) => s.index === hit.shot.index);
+      frames = shot ? shot.keyframes.filter((k) => k.thumbnail_url) : [];
+    }
+  });
+  thumb.addEventListener("pointermove", (event) => {
+    if (!frames || frames.length < 2) return;
+    const rect = thumb.getBoundingClientRect();
+    const at = Math.min(frames.length - 1, Math.max(0, Math.floor(((event.clientX - rect.left) / rect.width) * frames.length)));
+    if (thumb.dataset.scrub !== String(at)) {
+      thumb.dataset.scrub = String(at);
+      img.src = frames[at].thumbnail_url;
+      thumb.classList.add("scrubbing");
+    }
+  });
+  thumb.addEventListener("pointerleave", () => {
+    delete thumb.dataset.scrub;
+    thumb.classList.remove("scrubbing");
+    img.src = hit.thumbnail_url;
+  });
 }
 
 function moreLikeThis(trackId) {
@@ -409,9 +662,8 @@ async function play(hit, video) {
   const player = $("player");
   $("player-panel").hidden = false;
   document.querySelectorAll(".hit.active, .range.active").forEach((n) => n.classList.remove("active"));
-  document.querySelectorAll(`.group[data-video-id="${hit.video_id}"] [data-rank]`).forEach((n) => {
-    if (state.result.hits.indexOf(hit) + 1 === Number(n.dataset.rank)) n.classList.add("active");
-  });
+  const rank = rankOf(hit);
+  document.querySelectorAll(`#results [data-rank="${rank}"]`).forEach((n) => n.classList.add("active"));
   const boxes = await boxesOf(hit);
   if (!boxes.length && hit.box.length === 4) boxes.push({ time_s: hit.keyframe_s, box: hit.box });
   state.playing = { hit, video, boxes };
@@ -580,9 +832,9 @@ function resetSelects() {
   selects.hits.clear();
 }
 
-function rememberHits(result) {
+function rememberHits(result, offset = 0) {
   result.hits.forEach((hit, i) => {
-    if (hit.track_id !== null && !selects.hits.has(hit.track_id)) selects.hits.set(hit.track_id, { hit, rank: i + 1 });
+    if (hit.track_id !== null && !selects.hits.has(hit.track_id)) selects.hits.set(hit.track_id, { hit, rank: offset + i + 1 });
   });
 }
 
@@ -725,7 +977,75 @@ async function exportHits(format) {
   }
 }
 
+/* ----------------------------------------------------------------- keyboard */
+/* J / K: the next / previous hit in rank order (focused, scrolled to); L: play it; I / O: the
+   player to its in point / its last frame, paused. Keys typed into a field are the field's. */
+
+// "30000/1001" or "25" as a number (null when it is not a rate).
+function rateValue(text) {
+  const [num, den] = String(text ?? "").split("/").map(Number);
+  const rate = den ? num / den : num;
+  return Number.isFinite(rate) && rate > 0 ? rate : null;
+}
+
+function hitAtCursor() {
+  if (!state.result || state.cursor === null) return null;
+  return state.result.hits[state.cursor - state.offset - 1] || null;
+}
+
+function moveCursor(step) {
+  if (!state.result || !state.result.hits.length) return;
+  const first = state.offset + 1;
+  const last = state.offset + state.result.hits.length;
+  const rank = state.cursor === null ? (step > 0 ? first : last) : Math.min(last, Math.max(first, state.cursor + step));
+  state.cursor = rank;
+  document.querySelectorAll("#results .hit.cursor").forEach((n) => n.classList.remove("cursor"));
+  const card = document.querySelector(`#results .hit[data-rank="${rank}"]`);
+  if (card) {
+    card.classList.add("cursor");
+    card.focus({ preventScroll: true });
+    card.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function installKeys() {
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, select, textarea")) return;
+    const key = event.key.toLowerCase();
+    if (key === "j" || key === "k") {
+      event.preventDefault();
+      moveCursor(key === "j" ? 1 : -1);
+      return;
+    }
+    if (!["l", "i", "o"].includes(key)) return;
+    const hit = hitAtCursor() || state.playing?.hit;
+    if (!hit || !state.result) return;
+    event.preventDefault();
+    if (key === "l") {
+      play(hit, videoOf(state.result, hit));
+      return;
+    }
+    const frame = 1 / (rateValue(videoOf(state.result, hit).frame_rate) || rateValue(hit.rate) || 25); // a source frame
+    const seek = () => seekAndPause(key === "i" ? hit.start_s : Math.max(hit.start_s, hit.end_s - frame));
+    if (state.playing?.hit === hit) seek();
+    else play(hit, videoOf(state.result, hit)).then(seek);
+  });
+}
+
 /* --------------------------------------------------------------------- main */
+
+// The video filter's choices: the catalog's videos (GET videos), by file name.
+const videosListed = (async () => {
+  try {
+    const response = await fetch("videos?limit=10000");
+    if (!response.ok) return;
+    const videos = await response.json();
+    $("f-video").append(...videos.map((v) => el("option", { value: String(v.video_id), text: basename(v.path), title: v.path })));
+  } catch (_) {
+    /* the filter offers "all videos" only */
+  }
+})();
 
 async function showCatalog() {
   try {
@@ -743,6 +1063,11 @@ function main() {
   installCropper();
   installPlayer();
   installSelects();
+  installKeys();
+  $("view").addEventListener("change", () => setView($("view").value));
+  $("prev").addEventListener("click", () => goToPage(-1));
+  $("next").addEventListener("click", () => goToPage(1));
+  window.addEventListener("popstate", () => restoreFromUrl());
   $("query").addEventListener("submit", (event) => {
     event.preventDefault();
     runSearch(currentQuery());
@@ -756,6 +1081,7 @@ function main() {
   $("clear-like").addEventListener("click", () => setLike(null));
   document.querySelectorAll(".export").forEach((b) => b.addEventListener("click", () => exportHits(b.dataset.format)));
   showCatalog();
+  if (location.search) restoreFromUrl();
 }
 
 main();
