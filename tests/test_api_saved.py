@@ -24,7 +24,14 @@ def test_feedback_exemplars_and_weak_hits_over_http(live_api: LiveApi) -> None:
     assert both.status_code == 200, both.text
     body = both.json()
     assert {hit["video_id"] for hit in body["hits"]} == set(live_api.videos.values())  # both objects found
-    assert body["weak_below"] == live_api.settings.weak_score_dasr
+    # One rule per query: the measured floor, or a fraction of the query's best score when higher
+    rule = body["weak_rule"]
+    assert rule["floor"] == live_api.settings.weak_score_dasr and rule["best"] == body["hits"][0]["score"]
+    assert (
+        body["weak_below"]
+        == rule["threshold"]
+        == max(rule["floor"], round(rule["relative"] * rule["best"], 6))
+    )
     assert all(hit["weak"] == (hit["score"] < body["weak_below"]) for hit in body["hits"])
     top = body["hits"][0]
     wrong = body["hits"][1]

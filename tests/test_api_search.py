@@ -42,7 +42,7 @@ def live_api(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Li
 def search_ok(response: httpx.Response) -> dict:
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"hits", "mode", "notes", "spaces", "videos", "weak_below"}
+    assert set(body) == {"hits", "mode", "notes", "spaces", "videos", "weak_below", "weak_rule"}
     # Every answer names the DASR space its tracks come from (and the CLIP one when it was used).
     assert body["spaces"]["dasr"].startswith("dasr:") and set(body["spaces"]) <= {"dasr", "clip"}
     assert re.fullmatch(r"search;dur=[0-9.]+, serialise;dur=[0-9.]+", response.headers["server-timing"])

@@ -150,12 +150,15 @@ def library_report(edit_home: dict[str, Any]) -> Any:
 def test_the_report_counts_the_cockatoo_shots_at_the_measured_threshold(
     edit_home: dict[str, Any], library_report: Any
 ) -> None:
-    """What holds at the weak-score threshold of item 4: every cockatoo shot is reported, and the
+    """What holds at the weak-score rule of item 4: every cockatoo shot is reported, and the
     screen time inside them is the ground truth's within one keyframe interval."""
     settings, report = edit_home["settings"], library_report
     shots, seconds = _truth(edit_home["gt"])
     assert shots == [0, 6, 15] and seconds == pytest.approx(7.44)
-    assert report.threshold == settings.weak_score_dasr == 0.375 and report.mode == "image"
+    rule = report.weak_rule  # the search's rule: max(floor, relative x the query's best match)
+    assert rule is not None and rule.floor == settings.weak_score_dasr and report.mode == "image"
+    assert report.threshold == rule.threshold == max(rule.floor, round(rule.relative * rule.best, 6))
+    assert rule.threshold > rule.floor  # this large crop matches itself at ~0.92: the relative part holds
     (video,) = report.videos
     assert video.video_id == edit_home["video_id"]
     assert set(shots) <= set(video.shots)
@@ -169,9 +172,10 @@ def test_the_report_counts_the_cockatoo_shots_at_the_measured_threshold(
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-12-04: at the 0.375 DASR weak threshold the report holds 11 shots "
-    "[0, 2, 3, 5, 6, 9, 10, 11, 12, 14, 15], 27.28 s (ground truth 0, 6, 15: 7.44 s): tracks of other "
-    "scenes (mostly whole-frame ones) score 0.38-0.55 against this large crop (docs/API.md, report)",
+    reason="measured 2026-12-04: at the rule chosen on the hard protocol's TUNING split, "
+    "max(0.45, 0.525 x best 0.916) = 0.481, the report holds 4 shots [0, 6, 14, 15], 8.14 s (ground "
+    "truth 0, 6, 15: 7.44 s): shot 14 (fruit counter) scores 0.531; no TUNING-chosen rule tried puts "
+    "the threshold in (0.531, 0.633] (scripts/eval_trust.py, docs/DASR.md)",
 )
 def test_acceptance_the_cockatoo_report_on_the_shared_edit(
     edit_home: dict[str, Any], library_report: Any
@@ -207,7 +211,8 @@ def test_cli_report_json_and_csv(edit_home: dict[str, Any], library_report: Any)
     (expected,) = library_report.videos
     assert video["shots"] == expected.shots and video["video_id"] == expected.video_id
     assert video["screen_time_s"] == pytest.approx(expected.screen_time_s, abs=0.01)
-    assert data["threshold"] == 0.375
+    assert data["threshold"] == library_report.threshold
+    assert data["weak_rule"]["threshold"] == data["threshold"] and data["weak_rule"]["why"]
 
     proc = _cli(
         edit_home["home"],
@@ -266,6 +271,7 @@ def test_api_report_json_csv_and_openapi(
     assert video["shots"] == expected.shots
     assert video["screen_time_s"] == pytest.approx(expected.screen_time_s, abs=0.01)
     assert data["screen_time_s"] == pytest.approx(library_report.screen_time_s, abs=0.01)
+    assert data["weak_rule"] == library_report.weak_rule.to_json()  # why this threshold
     assert video["media_url"] == f"/videos/{video['video_id']}/media"
     starts = [s["start_s"] for s in video["spans"]]
     assert starts == sorted(starts) and len(starts) == len(expected.spans)
@@ -340,7 +346,21 @@ def test_page_draws_a_strip_per_video(browser, report_api: Server, edit_home: di
     text = row.text_content()
     assert f"{video['screen_time_s']:.2f} s in {len(video['shots'])} shots" in text
     assert "(" + ", ".join(map(str, video["shots"])) + ")" in text
-    assert "tracks scoring ≥ 0.375" in page.text_content("#report-panel")
+    panel = page.text_content("#report-panel")
+    assert f"tracks scoring ≥ {report['threshold']} counted" in panel
+    rule = report["weak_rule"]
+    assert f"{rule['relative']} × this query's best match {rule['best']}" in panel  # why the threshold
     page.screenshot(path=str(ARTIFACTS / "page-report.png"), full_page=True)
+    # The same query's hits: those under the same threshold are greyed and say why
+    with page.expect_response(lambda r: r.url.endswith("/search")) as searched:
+        page.click("#search")
+    result = searched.value.json()
+    page.wait_for_selector("#results .hit")
+    weak = [h for h in result["hits"] if h["weak"]]
+    assert result["weak_below"] == report["threshold"] and weak
+    assert page.locator("#results .hit.weak").count() == len(weak)
+    assert page.locator("#results .hit:not(.weak) .weak-why").count() == 0
+    why = page.locator("#results .hit.weak .weak-why").first.text_content()
+    assert why == f"weak: {result['weak_rule']['why']}"
     assert errors == []
     page.close()

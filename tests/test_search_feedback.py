@@ -97,7 +97,7 @@ def test_weak_hits_are_marked_or_hidden(edit) -> None:  # noqa: ANN001
     plain = off.search(Query(image=frames[0], box=COCKATOO[1], top_k=19))
     assert plain.weak_below is None and not any(h.weak for h in plain.hits)
     cut = plain.hits[3].score
-    weak = Searcher(searcher.settings.model_copy(update={"weak_score_dasr": cut}))
+    weak = Searcher(searcher.settings.model_copy(update={"weak_score_dasr": cut, "weak_relative_dasr": None}))
     marked = weak.search(Query(image=frames[0], box=COCKATOO[1], top_k=19))
     assert marked.weak_below == cut and [h.weak for h in marked.hits] == [h.score < cut for h in marked.hits]
     assert any(h.weak for h in marked.hits) and not any(h.weak for h in marked.hits[:3])
@@ -107,7 +107,30 @@ def test_weak_hits_are_marked_or_hidden(edit) -> None:  # noqa: ANN001
     text = weak.search(Query(text="bird", top_k=5))
     assert text.mode == "labels" and text.weak_below == searcher.settings.weak_score_labels  # their own
     default = searcher.search(Query(image=frames[0], box=COCKATOO[1], top_k=19))
-    assert default.weak_below == 0.375  # the measured default (docs/DASR.md)
+    rule = default.weak_rule  # the measured default (docs/DASR.md): the floor, or a share of the best
+    assert rule is not None and rule.floor == 0.45 and rule.best == default.hits[0].score
+    assert default.weak_below == rule.threshold == max(0.375, round(rule.relative * rule.best, 6))
+    assert [h.weak for h in default.hits] == [h.score < rule.threshold for h in default.hits]
+
+
+@pytest.mark.slow
+def test_the_relative_part_follows_the_query_best_match(edit) -> None:  # noqa: ANN001
+    """A tight crop and a whole frame best-match at different levels; each query's hits are held to
+    its own share of its best score, never under the floor, and the report counts by the same rule."""
+    from video_inst.search.report import appearance_report
+
+    searcher, frames = edit
+    for query in (Query(image=frames[0], box=COCKATOO[1], top_k=19), Query(image=frames[2], top_k=19)):
+        result = searcher.search(query)
+        rule = result.weak_rule
+        assert rule is not None and rule.relative == searcher.settings.weak_relative_dasr
+        assert rule.best == result.hits[0].score
+        assert rule.threshold == max(rule.floor, round(rule.relative * rule.best, 6))
+        assert [h.weak for h in result.hits] == [h.score < rule.threshold for h in result.hits]
+        report = appearance_report(query, searcher=searcher)
+        assert report.threshold == rule.threshold and report.weak_rule == rule
+        strong = {h.shot.index for h in result.hits if not h.weak}
+        assert set(report.videos[0].shots) == strong  # 19 hits: every shot; the report's are the strong ones
 
 
 @pytest.mark.slow

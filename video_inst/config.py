@@ -151,9 +151,16 @@ class Settings(BaseSettings):
     )
     max_top_k: int = 1000
     weak_score_dasr: float | None = Field(
-        0.375,
-        description="Crop / track hits scoring under this are marked weak (hidden with hide_weak): "
-        "measured on the distractor shots of scripts/eval_feedback.py (docs/DASR.md). None: never.",
+        0.45,
+        description="Crop / track hits scoring under this are marked weak (hidden with hide_weak) and "
+        "not counted by the appearance report: chosen with weak_relative_dasr on the hard protocol's "
+        "TUNING split by the F1 of kept shots (scripts/eval_trust.py, docs/DASR.md). None: never.",
+    )
+    weak_relative_dasr: float | None = Field(
+        0.525,
+        description="Crop / track hits scoring under this fraction of the query's best track score are "
+        "weak too (the threshold is the higher of the two; chosen with weak_score_dasr, "
+        "scripts/eval_trust.py, docs/DASR.md). None: the absolute threshold alone.",
     )
     weak_score_labels: float | None = Field(
         0.667,

@@ -254,6 +254,18 @@ class HitVideoOut(BaseModel):
     media_url: str
 
 
+class WeakRuleOut(BaseModel):
+    """Why hits under ``threshold`` are weak (issue 16 item 4, docs/DASR.md)."""
+
+    threshold: float = Field(description="Hits scoring under this are weak")
+    floor: float = Field(description="The mode's absolute threshold, measured on distractor shots")
+    relative: float | None = Field(
+        description="The fraction of the query's best score that also counts (None: the floor alone)"
+    )
+    best: float | None = Field(description="The query's best track score")
+    why: str = Field(description="The reason, in words, that the page shows on a weak hit")
+
+
 class SearchResponse(BaseModel):
     hits: list[HitOut]
     mode: str = Field(description="image | text | labels | track | image+text ...")
@@ -264,8 +276,9 @@ class SearchResponse(BaseModel):
     videos: dict[str, HitVideoOut] = Field(description="The videos of the hits, by video id.")
     weak_below: float | None = Field(
         None,
-        description="Hits scoring under this are weak (measured on distractor shots; None: no threshold)",
+        description="Hits scoring under this are weak (weak_rule says why; None: no threshold)",
     )
+    weak_rule: WeakRuleOut | None = Field(None, description="What set weak_below (None: no threshold)")
 
 
 class ReportSpanOut(BaseModel):
@@ -293,7 +306,10 @@ class ReportResponse(BaseModel):
     videos: list[ReportVideoOut]
     screen_time_s: float = Field(description="Sum of the videos' screen times")
     threshold: float = Field(
-        description="Tracks scoring at or above this were counted: min_score, else the mode's weak threshold"
+        description="Tracks scoring at or above this were counted: min_score, else the query's weak threshold"
+    )
+    weak_rule: WeakRuleOut | None = Field(
+        None, description="What set the threshold when min_score did not (the search's weak rule)"
     )
     mode: str
     notes: list[str]

@@ -58,6 +58,7 @@ def search_json(result: Any, root: str) -> dict[str, Any]:
         "spaces": dict(getattr(result, "spaces", {})),
         "videos": videos,
         "weak_below": getattr(result, "weak_below", None),
+        "weak_rule": rule.to_json() if (rule := getattr(result, "weak_rule", None)) else None,
     }
 
 

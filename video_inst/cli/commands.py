@@ -361,6 +361,8 @@ def _print_answer(answer: dict[str, Any]) -> None:
         click.echo("spaces: " + ", ".join(f"{family} {name}" for family, name in answer["spaces"].items()))
     for note in answer.get("notes", []):
         click.echo(f"note: {note}")
+    if answer.get("weak_rule") and any(hit.get("weak") for hit in answer["hits"]):
+        click.echo(f"weak: hits marked weak {answer['weak_rule']['why']}")
     for rank, hit in enumerate(answer["hits"], 1):
         labels = ", ".join(str(name) for name, _ in hit["labels"][:3])
         shot = hit["shot"]
@@ -368,6 +370,7 @@ def _print_answer(answer: dict[str, Any]) -> None:
             f"{rank:>3}. score {hit['score']:.3f}  video {hit['video_id']} shot {shot['index']} "
             f"[{_hit_tc(hit)}]  track {hit['track_id']} "
             f"{hit['start_s']:.2f}-{hit['end_s']:.2f}s box {[round(v) for v in hit['box']]}  {labels}"
+            + ("  (weak)" if hit.get("weak") else "")
         )
 
 
@@ -422,8 +425,8 @@ def search_command(as_json: bool, server: str | None, save: str | None, **option
 @click.option(
     "--min-score",
     type=float,
-    help="Count tracks scoring at least this [default: the measured weak-score threshold of the "
-    "query's mode, VIDEO_INST_WEAK_SCORE_DASR / _LABELS].",
+    help="Count tracks scoring at least this [default: the query's weak-score threshold, the "
+    "higher of VIDEO_INST_WEAK_SCORE_DASR (or _LABELS) and VIDEO_INST_WEAK_RELATIVE_DASR x its best match].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="The report as one JSON object; errors as a JSON object."

@@ -3,8 +3,8 @@
 The numbers come from track spans (a track's keyframes, each standing for the time up to
 halfway to its neighbours in the shot, ``analysis.analyser.coverage_span``) of every track
 scoring at or above the report's threshold: the query's ``min_score`` when given, else the
-measured weak-score threshold of the query's mode (``searcher.weak_threshold``, issue 16
-item 4, docs/DASR.md). Per video: the shots holding such a track, the screen time (the
+query's weak-score threshold, the one rule that marks its hits weak (``searcher.weak_rule``,
+issue 16 item 4, docs/DASR.md). Per video: the shots holding such a track, the screen time (the
 length of the union of the spans: two tracks of one moment count once), the first and the
 last moment of appearance; overall: the sum of the videos' screen times.
 
@@ -30,7 +30,7 @@ from sqlalchemy import select
 from video_inst.catalog.models import Shot, Video
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError
-from video_inst.search.searcher import Query, ScoredTracks, Searcher, TrackScore, shared_searcher
+from video_inst.search.searcher import Query, ScoredTracks, Searcher, TrackScore, WeakRule, shared_searcher
 
 TIME_DECIMALS = 3
 CSV_COLUMNS = ("video_id", "path", "shots", "screen_time_s", "first_s", "last_s", "first_tc", "last_tc")
@@ -84,12 +84,14 @@ class AppearanceReport:
     mode: str
     notes: list[str] = field(default_factory=list)
     spaces: dict[str, str] = field(default_factory=dict)
+    weak_rule: WeakRule | None = None  # what set the threshold (None: the query's min_score did)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "videos": [v.to_json() for v in self.videos],
             "screen_time_s": self.screen_time_s,
             "threshold": self.threshold,
+            "weak_rule": self.weak_rule.to_json() if self.weak_rule else None,
             "mode": self.mode,
             "notes": list(self.notes),
             "spaces": dict(self.spaces),
@@ -134,7 +136,8 @@ def merge_spans(tracks: Iterable[tuple[float, float, float]]) -> list[tuple[floa
 
 
 def report_threshold(query: Query, scored: ScoredTracks) -> float:
-    """The query's ``min_score`` when given, else its mode's measured weak-score threshold."""
+    """The query's ``min_score`` when given, else the query's weak-score threshold (``weak_rule``:
+    the mode's measured floor, or a fraction of the query's best score when that is higher)."""
     if query.min_score is not None:
         return float(query.min_score)
     if scored.weak_below is not None:
@@ -197,6 +200,7 @@ def build_report(
         mode=scored.mode,
         notes=notes,
         spaces=dict(scored.spaces),
+        weak_rule=scored.weak_rule if scored.weak_rule and scored.weak_rule.threshold == threshold else None,
     )
 
 

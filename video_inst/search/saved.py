@@ -5,8 +5,10 @@ exemplars and relevance feedback already folded in, see ``search.searcher.Query`
 space, and the JSON fields (text, label, min_score, top_k). A saved crop query therefore
 answers without its images. After every committed ingest, :func:`watch_video` searches the
 new video with each watching saved search; hits at or above the search's threshold (default:
-the mode's weak threshold, measured on distractor shots) are stored as a match and returned,
-so the job result and its callback say which saved searches found their object, with the hits.
+the query's weak-score threshold when it was saved, ``searcher.weak_rule``: the mode's floor
+measured on distractor shots, or its share of the query's best match if higher) are stored as
+a match and returned, so the job result and its callback say which saved searches found their
+object, with the hits.
 
 Example::
 
@@ -70,8 +72,12 @@ def save_search(
     fields = {k: getattr(query, k) for k in FIELDS if getattr(query, k) is not None}
     if not vectors and not (query.text and query.text.strip()):
         raise InvalidQueryError("nothing to save: the query searched no model space")
-    if threshold is None:
-        threshold = weak_threshold("image" if vectors else result.mode, settings)
+    if threshold is None:  # the query's own weak rule when it has one (its share of its best match)
+        threshold = (
+            result.weak_below
+            if result.weak_below is not None
+            else weak_threshold("image" if vectors else result.mode, settings)
+        )
     with catalog.session() as s:
         row = s.scalars(select(SavedSearch).where(SavedSearch.name == name)).first() or SavedSearch(name=name)
         row.query = fields

@@ -70,7 +70,7 @@ class Query:
     # Relevance feedback: track ids an editor marked right / wrong (Rocchio, docs/DASR.md).
     positives: list[int] = field(default_factory=list)
     negatives: list[int] = field(default_factory=list)
-    hide_weak: bool = False  # drop hits below the mode's measured threshold instead of marking them
+    hide_weak: bool = False  # drop hits below the query's weak threshold (weak_rule) instead of marking them
     # Stored DASR query vectors (a saved search) and the model space they were embedded in.
     vectors: list[np.ndarray] = field(default_factory=list)
     vectors_space: str | None = None
@@ -109,11 +109,63 @@ def weak_threshold(mode: str, settings: Settings) -> float | None:
     DASR cosines (image, track, saved vectors) share one threshold, label sums another; CLIP
     text and fused (RRF) scores have none measured, so no hit of theirs is marked.
     """
-    if mode in ("image", "track", "image+track", "feedback"):
+    if mode in DASR_MODES:
         return settings.weak_score_dasr
     if mode == "labels":
         return settings.weak_score_labels
     return None
+
+
+DASR_MODES = ("image", "track", "image+track", "feedback")
+
+
+@dataclass(frozen=True)
+class WeakRule:
+    """The score a query's hits are held to, and what set it: the one rule that marks hits weak
+    and that the appearance report counts by (issue 16 item 4, docs/DASR.md)."""
+
+    threshold: float  # hits scoring under this are weak; report tracks at or above it count
+    floor: float  # the mode's measured absolute threshold (weak_threshold)
+    relative: float | None = None  # the fraction of the query's best score that also counts
+    best: float | None = None  # the query's best track score
+
+    def why(self) -> str:
+        """Why a hit under the threshold is weak, in an editor's words."""
+        if self.relative is not None and self.best is not None and self.threshold > self.floor:
+            return (
+                f"scores under {self.threshold:g}: {self.relative:g} x this query's best match "
+                f"({self.best:g}); hits that far below the best were mostly other shots (docs/DASR.md)"
+            )
+        return (
+            f"scores under {self.floor:g}, where most hits on shots without the object score "
+            "(measured on distractor shots, docs/DASR.md)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "floor": self.floor,
+            "relative": self.relative,
+            "best": self.best,
+            "why": self.why(),
+        }
+
+
+def weak_rule(mode: str, settings: Settings, best: float | None) -> WeakRule | None:
+    """The query's weak-score rule: the mode's measured threshold, raised for DASR modes to
+    ``weak_relative_dasr`` x the query's best track score when that is higher (a hit far under
+    the query's own best match is rarely the object: chosen on the hard protocol's TUNING split,
+    scripts/eval_trust.py). None where no threshold is measured (CLIP text, fused rankings)."""
+    floor = weak_threshold(mode, settings)
+    if floor is None:
+        return None
+    relative = settings.weak_relative_dasr if mode in DASR_MODES else None
+    if relative is None or best is None:
+        return WeakRule(threshold=floor, floor=floor)
+    best = shown_score(best)
+    return WeakRule(
+        threshold=max(floor, shown_score(relative * best)), floor=floor, relative=relative, best=best
+    )
 
 
 @dataclass
@@ -123,6 +175,7 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     spaces: dict[str, str] = field(default_factory=dict)  # family -> model space that answered
     weak_below: float | None = None  # the threshold that marked hits weak (None: none for this mode)
+    weak_rule: WeakRule | None = None  # what set weak_below (floor, relative part, best score)
     query_vectors: list[np.ndarray] = field(
         default_factory=list
     )  # the DASR vectors searched (saved searches)
@@ -134,6 +187,7 @@ class SearchResult:
             "notes": self.notes,
             "spaces": self.spaces,
             "weak_below": self.weak_below,
+            "weak_rule": self.weak_rule.to_json() if self.weak_rule else None,
         }
 
 
@@ -157,7 +211,8 @@ class ScoredTracks:
     mode: str
     notes: list[str] = field(default_factory=list)
     spaces: dict[str, str] = field(default_factory=dict)
-    weak_below: float | None = None  # the mode's measured threshold (weak_threshold)
+    weak_below: float | None = None  # the query's weak-score threshold (weak_rule)
+    weak_rule: WeakRule | None = None
     lowest_fetched: float | None = None  # the lowest score the index returned (before filters)
     fetch: int = 0  # index results asked for per query vector
 
@@ -185,9 +240,13 @@ class _Ranked:
     mode: str
     notes: list[str]
     spaces: dict[str, str]
-    threshold: float | None
+    rule: WeakRule | None
     dasr_space: int | None
     vectors: list[np.ndarray]
+
+    @property
+    def threshold(self) -> float | None:
+        return self.rule.threshold if self.rule else None
 
     def note_whitened(self, session: Session) -> None:
         if session.info.get("dasr_whitened"):
@@ -300,6 +359,7 @@ class Searcher:
             notes=ranked.notes,
             spaces=ranked.spaces,
             weak_below=ranked.threshold,
+            weak_rule=ranked.rule,
             query_vectors=ranked.vectors,
         )
 
@@ -324,6 +384,7 @@ class Searcher:
             notes=ranked.notes,
             spaces=ranked.spaces,
             weak_below=ranked.threshold,
+            weak_rule=ranked.rule,
             lowest_fetched=min((c.score for c in ranked.candidates), default=None),
             fetch=fetch,
         )
@@ -365,7 +426,9 @@ class Searcher:
             mode=mode,
             notes=notes,
             spaces=used,
-            threshold=weak_threshold(mode, self.settings),
+            # The query's best track (before the search's filters): the same in a search and
+            # in its report, whatever the page size, so both hold hits to one threshold.
+            rule=weak_rule(mode, self.settings, max((c.score for c in candidates), default=None)),
             dasr_space=dasr.space_id,
             vectors=vectors,
         )

@@ -564,9 +564,11 @@ function renderHit(hit, rank, video, withVideo = false) {
     },
     text: "More like this",
   });
+  // A weak hit (under the query's weak_rule threshold) is greyed and says why (issue 16 item 4).
+  const why = hit.weak ? (state.result && state.result.weak_rule && state.result.weak_rule.why) || "under the weak-score threshold" : null;
   return el(
     "li",
-    { class: "hit", "data-rank": rank, "data-track-id": hit.track_id ?? "", "data-video-id": hit.video_id, tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
+    { class: hit.weak ? "hit weak" : "hit", "data-rank": rank, title: why ? `weak: ${why}` : null, "data-track-id": hit.track_id ?? "", "data-video-id": hit.video_id, tabindex: 0, onclick: () => play(hit, video), onkeydown: (e) => e.key === "Enter" && play(hit, video) },
     thumb,
     el(
       "div",
@@ -575,6 +577,7 @@ function renderHit(hit, rank, video, withVideo = false) {
       withVideo ? el("div", { class: "video-name", text: basename(hit.path), title: hit.path }) : null,
       tcLine(hit),
       el("div", { class: "labels", text: labels }),
+      why && el("div", { class: "weak-why", text: `weak: ${why}` }),
       more,
       selectControls(hit),
     ),
@@ -774,12 +777,19 @@ function renderReport(report) {
   const panel = $("report-panel");
   const total = el("p", {
     class: "report-total",
-    text: `Appearance report: ${report.screen_time_s.toFixed(2)} s on screen in ${report.videos.length} video${report.videos.length === 1 ? "" : "s"} · tracks scoring ≥ ${report.threshold} counted`,
+    text: `Appearance report: ${report.screen_time_s.toFixed(2)} s on screen in ${report.videos.length} video${report.videos.length === 1 ? "" : "s"} · tracks scoring ≥ ${report.threshold} counted${reportRule(report.weak_rule)}`,
   });
   const rows = report.videos.map(renderReportVideo);
   if (!rows.length) rows.push(el("p", { class: "empty", text: `No track scores ≥ ${report.threshold} for this query.` }));
   panel.replaceChildren(total, ...rows);
   panel.hidden = false;
+}
+
+// What set the report's threshold, when the weak rule did (not min_score).
+function reportRule(rule) {
+  if (!rule) return "";
+  if (rule.relative !== null && rule.threshold > rule.floor) return ` (${rule.relative} × this query's best match ${rule.best}; weak hits are not counted)`;
+  return ` (the weak-score threshold; weak hits are not counted)`;
 }
 
 function renderReportVideo(video) {
