@@ -269,8 +269,9 @@ def _dedupe(items: list[tuple[int, list[float]]]) -> list[tuple[int, list[float]
 
 def score_ranking(
     ranked: list[tuple[int, list[float]]], occ: list[dict]
-) -> tuple[float, dict[str, float], int, int]:
-    """(AP, AP per size class present, true hits with IoU >= 0.5 in the ranking, true hits in it)."""
+) -> tuple[float, dict[str, float], int, int, dict[str, list[int]]]:
+    """(AP, AP per size class present, true hits with IoU >= 0.5 in the ranking, true hits in it,
+    [IoU >= 0.5, true hits] per size class)."""
     by_shot = {o["shot"]: o for o in occ}
     shots = [s for s, _ in ranked]
     ap = average_precision(shots, set(by_shot))
@@ -281,11 +282,15 @@ def score_ranking(
             other = set(by_shot) - rel
             per[klass] = average_precision([s for s in shots if s not in other], rel)
     good = total = 0
+    by_class = {k: [0, 0] for k in SIZES}
     for shot, box in ranked:
         if shot in by_shot:
+            ok = int(bool(box) and box_iou(np.array(box), np.array(by_shot[shot]["box"]))[0, 0] >= 0.5)
             total += 1
-            good += int(bool(box) and box_iou(np.array(box), np.array(by_shot[shot]["box"]))[0, 0] >= 0.5)
-    return ap, per, good, total
+            good += ok
+            by_class[by_shot[shot]["size"]][0] += ok
+            by_class[by_shot[shot]["size"]][1] += 1
+    return ap, per, good, total, by_class
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -299,6 +304,9 @@ def summarise(rows: list[dict]) -> dict:
     good, total = sum(r["good"] for r in rows), sum(r["total"] for r in rows)
     out["box_iou50"] = good / total if total else float("nan")
     out["true_hits"] = total
+    for klass in SIZES:
+        g, t = sum(r["by_class"][klass][0] for r in rows), sum(r["by_class"][klass][1] for r in rows)
+        out[f"box_iou50_{klass}"] = g / t if t else float("nan")
     return out
 
 
@@ -354,6 +362,10 @@ def main() -> None:
         help="keep the catalog here and reuse it (query-side settings only; default: temp)",
     )
     ap.add_argument("--tiles", type=int, default=0, help="Settings.dasr_tiles to ingest with (0: default)")
+    ap.add_argument("--tile-mode", default="excite", help="Settings.dasr_tile_mode: excite or forward")
+    ap.add_argument("--tile-size", type=int, default=0, help="Settings.dasr_tile_size (0: the input size)")
+    ap.add_argument("--tile-peaks", type=int, default=0, help="Settings.dasr_tile_peaks (0: max_peaks)")
+    ap.add_argument("--tile-dedupe", type=float, default=0.0, help="Settings.dasr_tile_dedupe (0: off)")
     ap.add_argument(
         "--query-sides",
         default="",
@@ -371,7 +383,15 @@ def main() -> None:
     t_render = time.perf_counter() - t0
     occ_of = occurrences_by_object(truth)
     with tempfile.TemporaryDirectory(prefix="eval_hard_") as tmp_home:
-        settings = Settings(home=args.home or Path(tmp_home), database_url=None, dasr_tiles=args.tiles)
+        settings = Settings(
+            home=args.home or Path(tmp_home),
+            database_url=None,
+            dasr_tiles=args.tiles,
+            dasr_tile_mode=args.tile_mode,
+            dasr_tile_size=args.tile_size,
+            dasr_tile_peaks=args.tile_peaks,
+            dasr_tile_dedupe=args.tile_dedupe,
+        )
         t0 = time.perf_counter()
         result = ingest_path(folder / "edit.mp4", settings=settings, catalog=get_catalog(settings))
         t_ingest = time.perf_counter() - t0
@@ -382,6 +402,7 @@ def main() -> None:
             settings = settings.model_copy(update={"search_query_sides": sides})
         searcher = Searcher(settings)
         frames_kf, frame_vecs = _frame_rows(searcher, result.video_id)
+        stored = _stored(searcher, result.video_id)
         shot_at = shot_locator(truth)
         queries = object_queries(args.media, truth, _decode_all(folder / "edit.mp4"))
         rows: list[dict] = []
@@ -395,9 +416,9 @@ def main() -> None:
             order = np.argsort(-(frame_vecs @ vec))
             base = _dedupe([(shot_at(frames_kf[i]), [0.0, 0.0, W, H]) for i in order])[: args.top_k]
             for method, rk in (("regions", ranked), ("frame", base)):
-                ap_, per, good, total = score_ranking(rk, occ_of[name])
+                ap_, per, good, total, by_class = score_ranking(rk, occ_of[name])
                 rows.append(dict(name=name, split=split_of(name), query=kind, method=method, ap=ap_,
-                                 per=per, good=good, total=total))  # fmt: skip
+                                 per=per, good=good, total=total, by_class=by_class))  # fmt: skip
         t_search = time.perf_counter() - t0
         labels = _label_rows(searcher, truth, shot_at, result.video_id, args.top_k)
     report = {
@@ -406,6 +427,10 @@ def main() -> None:
         "occurrences": len(truth["occurrences"]),
         "seconds": {"render": round(t_render, 1), "ingest": round(t_ingest, 1), "search": round(t_search, 1)},
         "keyframes": len(frames_kf),
+        "space": stored["space"],
+        "regions_per_keyframe": stored["regions"] / max(len(frames_kf), 1),
+        "region_bytes_per_keyframe": stored["bytes"] / max(len(frames_kf), 1),
+        "track_bytes_per_keyframe": stored["track_bytes"] / max(len(frames_kf), 1),
         "splits": {},
         "labels": labels,
     }
@@ -436,6 +461,29 @@ def _frame_rows(searcher, video_id: int) -> tuple[np.ndarray, np.ndarray]:
             .where(Track.video_id == video_id)
         ).all()
     return np.array([t for t, _ in rows]), decode([d for _, d in rows], space.dim)
+
+
+def _stored(searcher, video_id: int) -> dict:
+    """Region rows (whole-frame rows included), the bytes of their stored DASR vectors and those of
+    the track vectors, of the video in the answering DASR space: what a region pass costs on disk."""
+    from sqlalchemy import func, select
+
+    from video_inst.catalog.models import Track, TrackBox, Vector
+
+    with searcher.catalog.session() as s:
+        space = searcher._active(s, "dasr")
+        n, size = s.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(Vector.data)), 0))
+            .join(TrackBox, TrackBox.id == Vector.owner_id)
+            .join(Track, Track.id == TrackBox.track_id)
+            .where(Vector.space_id == space.space_id, Vector.kind == "region", Track.video_id == video_id)
+        ).one()
+        track_bytes = s.execute(
+            select(func.coalesce(func.sum(func.length(Vector.data)), 0))
+            .join(Track, Track.id == Vector.owner_id)
+            .where(Vector.space_id == space.space_id, Vector.kind == "track", Track.video_id == video_id)
+        ).scalar_one()
+    return {"space": space.name, "regions": int(n), "bytes": int(size), "track_bytes": int(track_bytes)}
 
 
 def _decode_all(path: Path) -> list[np.ndarray]:
@@ -474,12 +522,18 @@ def _print(report: dict) -> None:
         f"edit {report['edit']}: {report['shots']} shots, {report['occurrences']} occurrences, "
         f"{report['keyframes']} keyframes; seconds {report['seconds']}"
     )
+    print(
+        f"space {report['space']}: {report['regions_per_keyframe']:.1f} regions per keyframe (whole frame "
+        f"included), {report['region_bytes_per_keyframe'] / 1000:.1f} KB of region vectors and "
+        f"{report['track_bytes_per_keyframe'] / 1000:.1f} KB of track vectors per keyframe"
+    )
     cols = ("queries", "mAP", "small", "medium", "large", "IoU>=.5", "true hits")
     print(f"{'split/method':18s} " + " ".join(f"{c:>7s}" for c in cols))
     for key, s in report["splits"].items():
         print(
             f"{key:18s} {s['queries']:7d} {s['mAP']:7.3f} {s['small']:7.3f} {s['medium']:7.3f} "
-            f"{s['large']:7.3f} {s['box_iou50']:7.1%} {s['true_hits']:7d}"
+            f"{s['large']:7.3f} {s['box_iou50']:7.1%} {s['true_hits']:7d}   IoU>=.5 small/medium/large "
+            f"{s['box_iou50_small']:.0%} / {s['box_iou50_medium']:.0%} / {s['box_iou50_large']:.0%}"
         )
     print("label text search:")
     for word, v in report["labels"].items():

@@ -78,6 +78,22 @@ class Settings(BaseSettings):
         description="A second DASR pass over an N x N grid of tiles for small objects (0 = off; "
         "about N*N + 1 times the CPU per keyframe); a new model space too (docs/DASR.md).",
     )
+    dasr_tile_mode: Literal["excite", "forward"] = Field(
+        "excite",
+        description="How the tiles find regions: 'excite' (full DASR per tile) or 'forward' (peaks and "
+        "boxes of each tile's forward activation map, no backward pass); 'forward' is a new model space.",
+    )
+    dasr_tile_size: int = Field(
+        0, ge=0, description="Longer side of a tile's network input, px (0: dasr_input_size); a new space."
+    )
+    dasr_tile_peaks: int = Field(0, ge=0, description="Peaks per tile (0: as the whole frame, 8).")
+    dasr_tile_dedupe: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="> 0: a tile's box is not stored when it overlaps a kept tile box or a whole-frame "
+        "region with at least this IoU (fewer stored vectors).",
+    )
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_weights: Path | None = Field(None, description="Path to an open_clip checkpoint or HF model dir.")

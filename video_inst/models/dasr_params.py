@@ -40,6 +40,13 @@ class DasrParams:
     include_frame: bool = True  # whole frame as one more region (row 0)
     tiles: int = 0  # N > 1: also run DASR on an N x N grid of tiles, keeping their small boxes
     tile_max_area: float = 0.02  # a tile's box is kept when under this share of the frame's area
+    # excite: full DASR per tile (peaks + one backward per peak rank); forward: peaks of each tile's
+    # forward activation map, each box from that map's blob around its peak (no backward pass)
+    tile_mode: Literal["excite", "forward"] = "excite"
+    tile_size: int = 0  # longer side of a tile's network input, px (0 = input_size)
+    tile_peaks: int = 0  # peaks per tile (0 = max_peaks)
+    tile_box_scale: float = 1.5  # forward mode: ellipse_scale of the activation blobs (wider than the object)
+    tile_dedupe_iou: float = 0.0  # > 0: drop a tile box overlapping a kept tile or frame box this much
     label_top_k: int = 5
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype (GPU)
     batch_size: int = 8  # frames per forward pass
@@ -57,6 +64,10 @@ class DasrParams:
             "gem_p > 0": self.gem_p > 0,
             "label_top_k in 1..1000": 1 <= self.label_top_k <= 1000,
             "batch_size >= 1": self.batch_size >= 1,
+            "tile_size 0 or >= 32": self.tile_size == 0 or self.tile_size >= 32,
+            "tile_peaks >= 0": self.tile_peaks >= 0,
+            "tile_box_scale > 0": self.tile_box_scale > 0,
+            "0 <= tile_dedupe_iou <= 1": 0 <= self.tile_dedupe_iou <= 1,
             "tau in 0..100 (percentile)": self.threshold != "percentile" or 0 <= self.tau <= 100,
             "tau in 0..1 (relative)": self.threshold != "relative" or 0 <= self.tau <= 1,
             "tau in 0..1 (mass)": self.threshold != "mass" or 0 < self.tau <= 1,
@@ -76,6 +87,7 @@ class DasrParams:
             ("pooling", self.pooling, ("avg", "gem")),
             ("dtype", self.dtype, DTYPE_NAMES),
             ("excite_batching", self.excite_batching, ("slots", "vmap", "expand")),
+            ("tile_mode", self.tile_mode, ("excite", "forward")),
         ):
             if value not in allowed:
                 raise ValueError(f"DasrParams.{name} must be one of {allowed}, got {value!r}")
@@ -92,5 +104,11 @@ class DasrParams:
         from video_inst.models.space_names import dasr_name
 
         return dasr_name(
-            model_id, input_size=self.input_size, pooling=self.pooling, gem_p=self.gem_p, tiles=self.tiles
+            model_id,
+            input_size=self.input_size,
+            pooling=self.pooling,
+            gem_p=self.gem_p,
+            tiles=self.tiles,
+            tile_mode=self.tile_mode,
+            tile_size=self.tile_size,
         )

@@ -39,7 +39,13 @@ def load_dasr(settings: Settings, device: str | None = None) -> Any:
     weights = settings.resnet50_weights if settings.backbone == "resnet50" else None
     backbone = get_backbone(settings.backbone, device=device, weights=weights)
     params = DasrParams(
-        input_size=settings.dasr_input_size, pooling=settings.dasr_pooling, tiles=settings.dasr_tiles
+        input_size=settings.dasr_input_size,
+        pooling=settings.dasr_pooling,
+        tiles=settings.dasr_tiles,
+        tile_mode=settings.dasr_tile_mode,
+        tile_size=settings.dasr_tile_size,
+        tile_peaks=settings.dasr_tile_peaks,
+        tile_dedupe_iou=settings.dasr_tile_dedupe,
     )
     return _ready_for_queries(DasrExtractor(backbone, params, device=device), settings)
 
@@ -66,6 +72,10 @@ def _dasr_key(settings: Settings) -> tuple:
         settings.dasr_input_size,
         settings.dasr_pooling,
         settings.dasr_tiles,
+        settings.dasr_tile_mode,
+        settings.dasr_tile_size,
+        settings.dasr_tile_peaks,
+        settings.dasr_tile_dedupe,
         settings.device,
         settings.search_feature_cache,
         settings.search_precision,
@@ -166,6 +176,8 @@ def _load_dasr_space(space_name: str, settings: Settings) -> Any:
         input_size=parts.input_size,
         pooling=parts.pooling,  # type: ignore[arg-type]
         tiles=parts.tiles,
+        tile_mode=parts.tile_mode,  # type: ignore[arg-type]
+        tile_size=parts.tile_size,
         **({"gem_p": parts.gem_p} if parts.gem_p is not None else {}),
     )
     dasr = DasrExtractor(backbone, params, device=device)

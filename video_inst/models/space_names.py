@@ -4,8 +4,9 @@ A model space's name carries every parameter that changes its vectors, so a mode
 rebuilt from the name alone (``models.loading.load_space_model``) and two models never
 share a space:
 
-- DASR: ``dasr:<backbone id>:s<input size>:<avg|gem<p>>[:t<tiles>]``, e.g.
-  ``dasr:efficientnet_lite0:s576:avg``;
+- DASR: ``dasr:<backbone id>:s<input size>:<avg|gem<p>>[:t<tiles>[f][s<tile size>]]``, e.g.
+  ``dasr:efficientnet_lite0:s576:avg`` (``f``: the tiles' regions from forward-only peaks;
+  ``s<tile size>``: tiles at another network input than the whole frame);
 - CLIP: ``clip:<model>:<pretrained tag>``, e.g. ``clip:ViT-B-32:laion2b_s34b_b79k``, or
   ``clip:<model>:random:s<seed>`` for seeded random weights (tests, speed figures);
 - a whitened copy of a DASR space: ``<base>+pcaw<dim>-<digest>`` (docs/VECTORS.md).
@@ -26,7 +27,7 @@ from typing import NamedTuple
 from video_inst.errors import ModelSpaceMismatchError
 
 _DASR = re.compile(
-    r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))(?::t(?P<tiles>\d+))?$"
+    r"^dasr:(?P<model>.+):s(?P<size>\d+):(?P<pool>avg|gem(?P<p>[0-9.e+-]+))(?::t(?P<tiles>\d+)(?P<fwd>f)?(?:s(?P<tsize>\d+))?)?$"
 )
 _CLIP_RANDOM = re.compile(r"^clip:(?P<model>.+):random:s(?P<seed>\d+)$")
 
@@ -39,6 +40,8 @@ class DasrName(NamedTuple):
     pooling: str
     gem_p: float | None
     tiles: int
+    tile_mode: str = "excite"
+    tile_size: int = 0
 
 
 class ClipName(NamedTuple):
@@ -57,10 +60,23 @@ def family_of(name: str) -> str:
     raise ModelSpaceMismatchError(f"model space {name!r}: unknown family, cannot rebuild its model")
 
 
-def dasr_name(model_id: str, *, input_size: int, pooling: str, gem_p: float = 3.0, tiles: int = 0) -> str:
+def dasr_name(
+    model_id: str,
+    *,
+    input_size: int,
+    pooling: str,
+    gem_p: float = 3.0,
+    tiles: int = 0,
+    tile_mode: str = "excite",
+    tile_size: int = 0,
+) -> str:
     """The DASR space of a backbone and the DASR parameters that change vector values."""
     pool = "avg" if pooling == "avg" else f"gem{gem_p:g}"
-    suffix = f":t{tiles}" if tiles > 1 else ""
+    suffix = ""
+    if tiles > 1:
+        mode = "f" if tile_mode == "forward" else ""
+        size = f"s{tile_size}" if tile_size and tile_size != input_size else ""
+        suffix = f":t{tiles}{mode}{size}"
     return f"dasr:{model_id}:s{input_size}:{pool}{suffix}"
 
 
@@ -71,7 +87,13 @@ def parse_dasr(name: str) -> DasrName:
         raise ModelSpaceMismatchError(f"model space {name!r} is not a DASR space name")
     pooling = "avg" if m["pool"] == "avg" else "gem"
     return DasrName(
-        m["model"], int(m["size"]), pooling, float(m["p"]) if m["p"] else None, int(m["tiles"] or 0)
+        m["model"],
+        int(m["size"]),
+        pooling,
+        float(m["p"]) if m["p"] else None,
+        int(m["tiles"] or 0),
+        "forward" if m["fwd"] else "excite",
+        int(m["tsize"] or 0),
     )
 
 

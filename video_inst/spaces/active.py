@@ -108,7 +108,11 @@ def configured_space_name(settings: Settings, family: str) -> str:
         except WeightsMissingError:
             model_id = "resnet50"  # no such space can exist: nothing was embedded without weights
     params = DasrParams(
-        input_size=settings.dasr_input_size, pooling=settings.dasr_pooling, tiles=settings.dasr_tiles
+        input_size=settings.dasr_input_size,
+        pooling=settings.dasr_pooling,
+        tiles=settings.dasr_tiles,
+        tile_mode=settings.dasr_tile_mode,
+        tile_size=settings.dasr_tile_size,
     )
     return params.space_name(model_id)
 
