@@ -21,6 +21,7 @@ from video_inst.catalog.models import IndexState, ModelSpace, Vector, Video
 from video_inst.config import Settings
 from video_inst.errors import InvalidQueryError, ModelSpaceMismatchError
 from video_inst.vectors import codec
+from video_inst.vectors.errors import IndexUnavailableError
 from video_inst.vectors.index import EXACT_FACTORY, VectorIndex
 from video_inst.vectors.store import IndexStore
 
@@ -491,3 +492,48 @@ def test_on_postgresql(tmp_path: Path) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# ------------------------------------------------------------------ SQL-only kinds
+def test_a_sql_only_kind_has_no_file_and_is_searched_exactly_over_sql(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """DASR track vectors (SQL_ONLY_KINDS) are read by id, never through FAISS: no file, no repair,
+    nothing in the index checks; a search still answers, exactly, from SQL."""
+    from video_inst.vectors.store import SQL_ONLY_KINDS
+
+    assert ("dasr", "track") in SQL_ONLY_KINDS and ("clip", "track") not in SQL_ONLY_KINDS
+    plain = IndexStore(tmp_path / "index", catalog, Settings(exact_index_max=200_000))
+    vids = make_videos(catalog, 2)
+    data = clustered(300)
+    space_id, ids = add(
+        plain, "dasr:test", "track", list(range(300)), [vids[i % 2] for i in range(300)], data
+    )
+    add(plain, "dasr:test", "region", list(range(300)), [vids[i % 2] for i in range(300)], data)
+    plain.sync(space_id, "track")  # an index file an older version wrote
+    plain.sync(space_id, "region")
+    track_file = plain.index_path(space_id, "track")
+    assert track_file.exists()
+    queries = clustered(5, seed=3)
+    expected = plain.search(space_id, "track", queries, 7)
+
+    store = IndexStore(
+        tmp_path / "index", catalog, Settings(exact_index_max=200_000), sql_only=SQL_ONLY_KINDS
+    )
+    assert not store.indexed(space_id, "track") and store.indexed(space_id, "region")
+    report = store.sync(space_id, "track")
+    assert not track_file.exists() and report.factory == "sql" and report.count == 300 and report.changed
+    assert not store.sync(space_id, "track").changed
+    assert store.known_indexes() == [(space_id, "region")]
+    assert store.check_files() == [] and store.repair_if_behind(space_id, "track") is None
+    assert not track_file.exists()  # nothing "repaired" it back
+    got = store.search(space_id, "track", queries, 7)
+    assert [[i for i, _ in row] for row in got] == [[i for i, _ in row] for row in expected]
+    for row, want in zip(got, expected):
+        assert [s for _, s in row] == pytest.approx([s for _, s in want], abs=1e-5)
+    only_b = store.search(space_id, "track", queries, 7, video_ids=[vids[1]])
+    assert all(ids.index(i) % 2 == 1 for row in only_b for i, _ in row) and all(len(r) == 7 for r in only_b)
+    assert store.health(space_id, "track").state == "ok" and store.check_consistency(space_id, "track").ok
+    store.exact_fallback_max = 100
+    with pytest.raises(IndexUnavailableError, match="kept in SQL only"):
+        store.search(space_id, "track", queries, 7)

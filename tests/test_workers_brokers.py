@@ -285,7 +285,7 @@ def test_worker_killed_mid_video_then_new_worker_completes_without_duplicates(
 ) -> None:
     """SIGKILL (whole worker, pool included) while a chunk runs, after another was staged; a new worker
     finishes the job. One keyframe per shot and one shot per chunk keep the analysis short on a CPU."""
-    from video_inst.vectors.store import IndexStore
+    from video_inst.vectors.store import SQL_ONLY_KINDS, IndexStore
 
     rabbit_stack.env.update({"VIDEO_INST_KEYFRAME_INTERVAL_S": "60", "VIDEO_INST_CHUNK_KEYFRAMES": "1"})
     settings, catalog = rabbit_stack.settings, rabbit_stack.catalog
@@ -314,7 +314,7 @@ def test_worker_killed_mid_video_then_new_worker_completes_without_duplicates(
         assert s.scalar(select(func.count()).select_from(Shot)) == job["counts"]["shots"]
         assert s.scalar(select(func.count()).select_from(Keyframe)) == job["counts"]["keyframes"]
         assert s.scalar(select(func.count()).select_from(Track)) == job["counts"]["tracks"] > 0
-    store = IndexStore(settings.index_dir, catalog)
+    store = IndexStore(settings.index_dir, catalog, sql_only=SQL_ONLY_KINDS)
     pairs = store.known_indexes()
     assert pairs
     for space_id, kind in pairs:
@@ -341,7 +341,7 @@ def test_ten_videos_two_workers_sql_and_faiss_agree(redis_stack: Stack, shared_m
     import numpy as np
 
     from video_inst.vectors.codec import decode
-    from video_inst.vectors.store import IndexStore
+    from video_inst.vectors.store import SQL_ONLY_KINDS, IndexStore
 
     redis_stack.env.update({"VIDEO_INST_KEYFRAME_INTERVAL_S": "60", "VIDEO_INST_CHUNK_KEYFRAMES": "2"})
     settings, catalog = redis_stack.settings, redis_stack.catalog
@@ -354,10 +354,10 @@ def test_ten_videos_two_workers_sql_and_faiss_agree(redis_stack: Stack, shared_m
     with catalog.session() as s:
         assert s.scalar(select(func.count()).select_from(Video).where(Video.status == "done")) == 10
         assert s.scalar(select(func.count()).select_from(Track)) == sum(j["counts"]["tracks"] for j in jobs)
-    store = IndexStore(settings.index_dir, catalog)
+    store = IndexStore(settings.index_dir, catalog, sql_only=SQL_ONLY_KINDS)
     owners = {"track": Track, "region": TrackBox, "frame": Keyframe}
     pairs = store.known_indexes()
-    assert {kind for _, kind in pairs} >= {"track", "region"}
+    assert {kind for _, kind in pairs} >= {"region"}
     for space_id, kind in pairs:
         consistency = store.check_consistency(space_id, kind)
         assert consistency.ok and consistency.sql_count == consistency.index_count > 0

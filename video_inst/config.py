@@ -58,7 +58,22 @@ class Settings(BaseSettings):
     shot_downscale_width: int = Field(256, description="Width of frames fed to the detector.")
     keyframe_first_offset_s: float = Field(0.2, description="First keyframe this long after a cut.")
     keyframe_interval_s: float = Field(1.0, description="Then one keyframe every N seconds.")
-    thumbnail_max_side: int = 320
+    thumbnail_max_side: int = Field(
+        256, ge=16, description="Longer side of the keyframe JPEGs, px (the page shows hits >= 230 px wide)."
+    )
+    thumbnail_quality: int = Field(
+        75,
+        ge=1,
+        le=95,
+        description="JPEG quality of the thumbnails (256 px q75: 0.53x the bytes of 320 px q85).",
+    )
+    region_vectors: Literal["all", "best", "mean"] = Field(
+        "mean",
+        description="Region vectors a track stores and indexes: 'all' (one per keyframe it is seen "
+        "at), 'best' (its best keyframe's only) or 'mean' (one: the mean of its views, its track "
+        "vector, under its best keyframe's box). Measured by scripts/eval_region_density.py "
+        "(docs/VECTORS.md, 'Disk per hour'): crop search keeps mAP 1.0 with a wider margin, half the rows.",
+    )
     decode_threads: int = 0  # 0 = let FFmpeg choose
 
     # --- analysis ------------------------------------------------------------

@@ -331,7 +331,10 @@ def analyse_shots(
         )
         for n, (keyframe, rgb) in enumerate(decoded):
             write_thumbnail(
-                rgb, thumbs / thumbnail_relpath(planned.digest, keyframe.pts), settings.thumbnail_max_side
+                rgb,
+                thumbs / thumbnail_relpath(planned.digest, keyframe.pts),
+                settings.thumbnail_max_side,
+                settings.thumbnail_quality,
             )
             if analysis is not None:
                 analysis.add(keyframe, rgb)
@@ -374,7 +377,12 @@ def plan_and_analyse(
     thumbs = settings.thumbnail_dir
 
     def thumbnail(keyframe: Keyframe, rgb: Any) -> None:
-        write_thumbnail(rgb, thumbs / thumbnail_relpath(digest, keyframe.pts), settings.thumbnail_max_side)
+        write_thumbnail(
+            rgb,
+            thumbs / thumbnail_relpath(digest, keyframe.pts),
+            settings.thumbnail_max_side,
+            settings.thumbnail_quality,
+        )
 
     streamed = analyse_while_planning(
         path,
@@ -520,7 +528,12 @@ def repair_done_video(
             for keyframe, rgb in decode_keyframes(
                 path, wanted, rotation=rotation, threads=settings.decode_threads
             ):
-                write_thumbnail(rgb, thumbs / missing[keyframe.pts], settings.thumbnail_max_side)
+                write_thumbnail(
+                    rgb,
+                    thumbs / missing[keyframe.pts],
+                    settings.thumbnail_max_side,
+                    settings.thumbnail_quality,
+                )
             notes.append(f"{len(missing)} missing thumbnails restored")
         except (VideoInstError, OSError) as exc:
             notes.append(f"{len(missing)} thumbnails are missing and could not be restored: {exc}")

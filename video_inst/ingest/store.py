@@ -85,8 +85,15 @@ def store_analysis_data(
     spaces: set[tuple[int, str]] = set()
     by_kind: dict[str, tuple[list[int], np.ndarray]] = {}
     if track_rows:
-        box_ids = [b.id for _, _, boxes in track_rows for b in boxes]
-        box_vecs = np.concatenate([t.vectors for t, _, _ in track_rows])
+        if settings.region_vectors in ("best", "mean"):
+            # One vector per track, under its best view's box: the views of a track are near copies
+            # of each other in the region index (scripts/eval_region_density.py, docs/VECTORS.md).
+            box_ids = [boxes[t.best].id for t, _, boxes in track_rows]
+            mean = settings.region_vectors == "mean"
+            box_vecs = np.stack([t.representative if mean else t.vectors[t.best] for t, _, _ in track_rows])
+        else:
+            box_ids = [b.id for _, _, boxes in track_rows for b in boxes]
+            box_vecs = np.concatenate([t.vectors for t, _, _ in track_rows])
         store.add_vectors(session, dasr_space, "region", box_ids, [video.id] * len(box_ids), box_vecs)
         track_vecs = np.stack([t.representative for t, _, _ in track_rows])
         track_ids = [row.id for _, row, _ in track_rows]

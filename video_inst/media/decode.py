@@ -122,7 +122,7 @@ def rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=-quarter)) if quarter else rgb
 
 
-def write_thumbnail(rgb: np.ndarray, dest: Path, max_side: int = 320) -> Path:
+def write_thumbnail(rgb: np.ndarray, dest: Path, max_side: int = 320, quality: int = 85) -> Path:
     """Small JPEG for result lists; written to a temporary file and renamed, so never half-written."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def write_thumbnail(rgb: np.ndarray, dest: Path, max_side: int = 320) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".thumb-", suffix=".jpg", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="JPEG", quality=85)
+            image.save(fh, format="JPEG", quality=quality)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

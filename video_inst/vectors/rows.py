@@ -206,6 +206,11 @@ class VectorRows:
             dim = s.scalar(select(ModelSpace.dim).where(ModelSpace.id == int(space_id)))
         return None if dim is None else int(dim)
 
+    def space_family(self, space_id: int) -> str | None:
+        with self.catalog.session() as s:
+            family = s.scalar(select(ModelSpace.family).where(ModelSpace.id == int(space_id)))
+        return None if family is None else str(family)
+
     def ids(self, space_id: int, kind: str) -> np.ndarray:
         """Every vector id of an index, sorted."""
         with self.catalog.session() as s:

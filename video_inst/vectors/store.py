@@ -49,7 +49,7 @@ from video_inst.vectors.errors import (
     IndexUnavailableError,
     VectorIndexError,
 )
-from video_inst.vectors.index import EXACT_FACTORY, VectorIndex, choose_factory, read_header
+from video_inst.vectors.index import EXACT_FACTORY, VectorIndex, _fsync_dir, choose_factory, read_header
 from video_inst.vectors.rows import KINDS, VectorRows, check_kind
 
 if TYPE_CHECKING:  # types only: every statement goes through vectors.rows (tool.importlinter)
@@ -58,6 +58,12 @@ if TYPE_CHECKING:  # types only: every statement goes through vectors.rows (tool
     from video_inst.catalog.models import ModelSpace
 
 log = logging.getLogger(__name__)
+
+# (model family, kind) whose vectors the product keeps in SQL only: nothing searches them through
+# FAISS. A DASR track vector (the mean of its views) is read by id, for "more like this" and
+# relevance feedback, which then search the region index; an index of them was 1/3 of the index
+# bytes for nothing (docs/VECTORS.md, "Disk per hour"). CLIP track vectors are searched by text.
+SQL_ONLY_KINDS = frozenset({("dasr", "track")})
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,9 @@ class IndexStore:
         batch_size: int = 20_000,
         train_max: int = 200_000,
         exact_fallback_max: int = 50_000,
+        sql_only: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     ) -> None:
+        """``sql_only``: (family, kind) pairs with no index file (``SQL_ONLY_KINDS`` in the product)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = catalog
@@ -165,6 +173,8 @@ class IndexStore:
         self._loaded: dict[tuple[int, str], _Loaded] = {}
         self._cache_lock = threading.Lock()
         self._dims: dict[int, int] = {}
+        self.sql_only = frozenset(sql_only)
+        self._families: dict[int, str | None] = {}
         # Self-heal (docs/VECTORS.md "Damage and self-heal"): a one-shot process repairs a damaged
         # index before it answers; a server sets heal_in_background and answers meanwhile by an
         # exact search over SQL (up to exact_fallback_max vectors) or IndexUnavailableError.
@@ -246,6 +256,36 @@ class IndexStore:
                 raise NotFoundError(f"no model space {space_id} in the catalog")
             self._dims[int(space_id)] = dim
         return dim
+
+    def indexed(self, space_id: int, kind: str) -> bool:
+        """False for a (family, kind) kept in SQL only: it has no index file, searches scan SQL."""
+        if not self.sql_only:
+            return True
+        if int(space_id) not in self._families:
+            self._families[int(space_id)] = self.rows.space_family(space_id)
+        return (self._families[int(space_id)], kind) not in self.sql_only
+
+    def _drop_file(self, space_id: int, kind: str, started: float) -> SyncReport:
+        """A SQL-only index: no file (one an older version wrote is removed); SQL's count reported."""
+        path = self.index_path(space_id, kind)
+        with self._flock(self._lock_path(space_id, kind)):
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+            self._forget(space_id, kind)
+        if existed:
+            _fsync_dir(self.root)
+        return SyncReport(
+            space_id=space_id,
+            kind=kind,
+            added=0,
+            removed=0,
+            rebuilt=False,
+            changed=existed,
+            generation=self._state(space_id, kind)[0],
+            count=self.sql_count(space_id, kind),
+            factory="sql",
+            seconds=round(time.perf_counter() - started, 4),
+        )
 
     def _sql_ids(self, space_id: int, kind: str) -> np.ndarray:
         return self.rows.ids(space_id, kind)
@@ -348,6 +388,8 @@ class IndexStore:
         check_kind(kind)
         started = time.perf_counter()
         dim = self._space_dim(space_id)
+        if not self.indexed(space_id, kind):
+            return self._drop_file(space_id, kind, started)
         with self._flock(self._lock_path(space_id, kind)):
             index = self._writable(space_id, kind, dim)
             sql_ids = self._snapshot_ids(space_id, kind)
@@ -459,6 +501,8 @@ class IndexStore:
         check_kind(kind)
         started = time.perf_counter()
         dim = self._space_dim(space_id)
+        if not self.indexed(space_id, kind):
+            return self._drop_file(space_id, kind, started)
         with self._flock(self._lock_path(space_id, kind)):
             sql_ids = self._snapshot_ids(space_id, kind)
             target = factory or choose_factory(len(sql_ids), dim, self.settings)
@@ -592,7 +636,7 @@ class IndexStore:
             head, _, kind = path.stem.partition("-")
             if head.isdigit() and kind in KINDS:
                 pairs.add((int(head), kind))
-        return sorted(p for p in pairs if p[0] in spaces and p[1] in KINDS)
+        return sorted(p for p in pairs if p[0] in spaces and p[1] in KINDS and self.indexed(*p))
 
     # --------------------------------------------------------------- readers
     def _sql_fingerprint(self, space_id: int, kind: str) -> tuple[int, int, int]:
@@ -719,6 +763,8 @@ class IndexStore:
 
     def repair_if_behind(self, space_id: int, kind: str) -> str | None:
         """A skipped re-ingest's check: the file header against SQL (no load); repaired when wrong."""
+        if not self.indexed(space_id, kind):
+            return None
         problem = self._header_problem(space_id, kind)
         if problem is not None:
             self.repair(space_id, kind, problem)
@@ -773,6 +819,8 @@ class IndexStore:
     def health(self, space_id: int, kind: str) -> IndexHealth:
         """What ``/health`` reports for one index; checks it as a search would (starting a repair)."""
         key = (space_id, kind)
+        if not self.indexed(space_id, kind):
+            return IndexHealth(space_id, kind, "ok", self.sql_count(space_id, kind))
         try:
             loaded = self._current(space_id, kind)
         except _Damaged as damaged:
@@ -808,10 +856,22 @@ class IndexStore:
         yield from self.rows.stream(space_id, kind, dim, self.batch_size)
 
     def _exact_from_sql(
-        self, space_id: int, kind: str, q: np.ndarray, k: int, allowed: np.ndarray | None, problem: str
+        self,
+        space_id: int,
+        kind: str,
+        q: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        problem: str | None,
     ) -> list[list[tuple[int, float]]]:
-        """While an index is repaired: the exact answer over SQL's vectors, or a named 503 when too many."""
+        """While an index is repaired (or for a SQL-only kind, ``problem`` None): the exact answer
+        over SQL's vectors, or a named 503 when there are too many."""
         n = len(allowed) if allowed is not None else self.sql_count(space_id, kind)
+        if n > self.exact_fallback_max and problem is None:
+            raise IndexUnavailableError(
+                f"the {kind} vectors of model space {space_id} are kept in SQL only (not indexed); "
+                f"{n} of them are too many to search exactly (limit {self.exact_fallback_max})"
+            )
         if n > self.exact_fallback_max:
             raise IndexUnavailableError(
                 f"the {kind} index of model space {space_id} is being rebuilt from the catalog "
@@ -870,6 +930,8 @@ class IndexStore:
             allowed = self._ids_for_videos(space_id, kind, video_ids)
             if not len(allowed):
                 return empty
+        if not self.indexed(space_id, kind):
+            return self._exact_from_sql(space_id, kind, l2n(q), int(k), allowed, None)
         try:
             loaded = self._current(space_id, kind)
         except _Damaged as damaged:
@@ -904,6 +966,8 @@ class IndexStore:
         """SQL ids against the index file as it is now (readers' view)."""
         check_kind(kind)
         sql_ids = self._sql_ids(space_id, kind)
+        if not self.indexed(space_id, kind):  # no index to disagree with
+            return Consistency(len(sql_ids), 0, [], [])
         loaded = self._current(space_id, kind, heal=False)
         index_ids = loaded.index.ids() if loaded is not None else np.zeros(0, dtype=np.int64)
         missing = np.setdiff1d(sql_ids, index_ids, assume_unique=True)
@@ -924,13 +988,18 @@ def get_index_store(settings: Settings | None = None) -> IndexStore:
         store = _STORES.get(key)
         if store is None:
             store = _STORES[key] = IndexStore(
-                settings.index_dir, get_catalog(settings), settings, oversample=settings.search_oversample
+                settings.index_dir,
+                get_catalog(settings),
+                settings,
+                oversample=settings.search_oversample,
+                sql_only=SQL_ONLY_KINDS,
             )
     return store
 
 
 __all__ = [
     "KINDS",
+    "SQL_ONLY_KINDS",
     "Consistency",
     "IndexHealth",
     "IndexStore",

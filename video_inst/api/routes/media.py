@@ -192,7 +192,7 @@ def thumbnail(
         if rgb is None:
             raise ApiError(404, "missing_file", f"the thumbnail of keyframe {keyframe_id} is missing")
         try:
-            write_thumbnail(rgb, path, state.settings.thumbnail_max_side)
+            write_thumbnail(rgb, path, state.settings.thumbnail_max_side, state.settings.thumbnail_quality)
         except OSError:
             log.warning("thumbnail of keyframe %s: cannot write %s", keyframe_id, path, exc_info=True)
             raise ApiError(
